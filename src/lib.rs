@@ -1,1 +1,2 @@
 //! salary-sync
+pub mod domain;

@@ -1,0 +1,162 @@
+//! Why a step did not succeed: a stable code an operator can look up, a class that decides
+//! what the engine does next, and the payroll system's own words.
+//!
+//! Codes are stable identifiers (they appear in dumps, the error log and docs/runbook.md);
+//! never rename one.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What the engine does with a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FailureClass {
+    /// Try again later (connect/timeout, 5xx, 429, revision conflict, job still running).
+    Transient,
+    /// Retrying cannot help; the workflow fails at once.
+    Permanent,
+    /// The payroll system refused our credentials: the integration needs a human, its
+    /// workflows wait with a long backoff without spending their retry budget.
+    Auth,
+}
+
+impl FailureClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Transient => "transient",
+            Self::Permanent => "permanent",
+            Self::Auth => "auth",
+        }
+    }
+}
+
+/// The stable failure codes. Each has a runbook line (`runbook()`) and a section in
+/// docs/runbook.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum FailureCode {
+    NoEmployee,
+    NoEmployment,
+    CurrencyMismatch,
+    Overlap,
+    PayrollRejected,
+    NothingToDelete,
+    AuthRejected,
+    Unavailable,
+    RateLimited,
+    RevisionConflict,
+    UnexpectedAnswer,
+    Cancelled,
+}
+
+impl FailureCode {
+    pub const ALL: [FailureCode; 12] = [
+        Self::NoEmployee,
+        Self::NoEmployment,
+        Self::CurrencyMismatch,
+        Self::Overlap,
+        Self::PayrollRejected,
+        Self::NothingToDelete,
+        Self::AuthRejected,
+        Self::Unavailable,
+        Self::RateLimited,
+        Self::RevisionConflict,
+        Self::UnexpectedAnswer,
+        Self::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoEmployee => "no-employee",
+            Self::NoEmployment => "no-employment",
+            Self::CurrencyMismatch => "currency-mismatch",
+            Self::Overlap => "overlap",
+            Self::PayrollRejected => "payroll-rejected",
+            Self::NothingToDelete => "nothing-to-delete",
+            Self::AuthRejected => "auth-rejected",
+            Self::Unavailable => "unavailable",
+            Self::RateLimited => "rate-limited",
+            Self::RevisionConflict => "revision-conflict",
+            Self::UnexpectedAnswer => "unexpected-answer",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// One line telling the operator what to do.
+    pub fn runbook(self) -> &'static str {
+        match self {
+            Self::NoEmployee => "The employee is not in payroll: check the employee's payroll id / number / email in HR, or that position sync created the employee; then retry.",
+            Self::NoEmployment => "No employment covers the salary period: position sync must be active and the employment's start/end dates must cover the salary; fix it in payroll, then retry.",
+            Self::CurrencyMismatch => "The salary's currency differs from the payroll system's currency; salaries are never converted. Correct the currency in HR (a new change is sent automatically).",
+            Self::Overlap => "Payroll already holds a salary record for this period that salary-sync did not write; remove or adjust the named record in payroll, then retry.",
+            Self::PayrollRejected => "The payroll system refused the record; its message says why. Correct the data in HR or payroll, then retry.",
+            Self::NothingToDelete => "The HR salary was deleted but salary-sync never wrote a record for it; nothing was changed in payroll.",
+            Self::AuthRejected => "The payroll system refused the integration's credentials; renew them in the configuration. Workflows wait and resume on their own.",
+            Self::Unavailable => "The payroll system could not be reached or answered 5xx; retries exhausted. Check its status page, then retry.",
+            Self::RateLimited => "The payroll system kept answering 429 (rate limit); retries exhausted. Retry later or lower the integration's concurrency.",
+            Self::RevisionConflict => "The payroll record kept changing under us (revision conflict); retries exhausted. Retry when nobody is editing it.",
+            Self::UnexpectedAnswer => "The payroll system answered in a form salary-sync does not understand; report it with the request id.",
+            Self::Cancelled => "An operator cancelled the workflow; nothing further is sent.",
+        }
+    }
+}
+
+impl fmt::Display for FailureCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failure as recorded in history and the error log. Never holds a secret or an amount.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub code: FailureCode,
+    pub class: FailureClass,
+    /// What happened, in a sentence for a human.
+    pub message: String,
+    pub http_status: Option<u16>,
+    /// The payroll system's own error code and message, when it gave one.
+    pub vendor_code: Option<String>,
+    pub vendor_message: Option<String>,
+    pub request_id: Option<String>,
+    /// The payroll system asked us not to retry before this instant (Retry-After and kin).
+    pub retry_not_before: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Failure {
+    pub fn new(code: FailureCode, class: FailureClass, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            class,
+            message: message.into(),
+            http_status: None,
+            vendor_code: None,
+            vendor_message: None,
+            request_id: None,
+            retry_not_before: None,
+        }
+    }
+
+    pub fn permanent(code: FailureCode, message: impl Into<String>) -> Self {
+        Self::new(code, FailureClass::Permanent, message)
+    }
+
+    pub fn transient(code: FailureCode, message: impl Into<String>) -> Self {
+        Self::new(code, FailureClass::Transient, message)
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}] {}", self.code, self.message)?;
+        if let Some(status) = self.http_status {
+            write!(f, " (HTTP {status}")?;
+            if let Some(code) = &self.vendor_code {
+                write!(f, ", code {code}")?;
+            }
+            if let Some(id) = &self.request_id {
+                write!(f, ", request {id}")?;
+            }
+            write!(f, ")")?;
+        }
+        Ok(())
+    }
+}
