@@ -1,2 +1,3 @@
 //! salary-sync
+pub mod connectors;
 pub mod domain;

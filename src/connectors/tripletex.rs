@@ -1,0 +1,1 @@
+//! Tripletex connector (in progress).
