@@ -1,0 +1,369 @@
+//! Group commit: one thread applies every write. It takes all writes queued at that moment,
+//! applies them in one multi-tree sled transaction, flushes, fsyncs the data file once, and
+//! only then answers each caller. Many workers' transitions share one fsync; none is
+//! answered before it is on disk.
+
+use super::{codec, keys, Error, ErrorLogEntry, IngestOutcome, QuarantineEntry, Trees};
+use crate::domain::{Effect, SalaryChange, State, Transition, Workflow, WorkflowId};
+use chrono::{DateTime, Utc};
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::Transactional;
+use std::fs::File;
+use std::sync::{mpsc, Mutex};
+use std::thread::JoinHandle;
+use tokio::sync::oneshot;
+
+/// Writes taken in one group at most; bounds the transaction's size.
+const GROUP_LEN_MAX: usize = 512;
+
+pub(crate) enum Write {
+    Ingest {
+        changes: Vec<SalaryChange>,
+        now: DateTime<Utc>,
+    },
+    Transition(Box<Transition>),
+    Quarantine {
+        id: WorkflowId,
+        reason: String,
+        now: DateTime<Utc>,
+    },
+}
+
+pub(crate) enum Reply {
+    Ingested(Vec<IngestOutcome>),
+    Committed,
+}
+
+impl Reply {
+    pub fn into_ingested(self) -> Result<Vec<IngestOutcome>, Error> {
+        match self {
+            Self::Ingested(v) => Ok(v),
+            Self::Committed => Err(Error::Io(
+                "committer answered an ingest with a commit".into(),
+            )),
+        }
+    }
+
+    pub fn into_committed(self) -> Result<(), Error> {
+        match self {
+            Self::Committed => Ok(()),
+            Self::Ingested(_) => Err(Error::Io(
+                "committer answered a commit with an ingest".into(),
+            )),
+        }
+    }
+}
+
+struct Request {
+    write: Write,
+    /// Workflow ids allocated for an ingest, before the transaction (sled ids are not
+    /// transactional).
+    ids: Vec<WorkflowId>,
+    reply: oneshot::Sender<Result<Reply, Error>>,
+}
+
+pub(crate) struct Committer {
+    sender: Mutex<Option<mpsc::Sender<Request>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Committer {
+    pub fn start(db: sled::Db, trees: Trees, data_file: File) -> Result<Self, Error> {
+        let (sender, receiver) = mpsc::channel::<Request>();
+        let thread = std::thread::Builder::new()
+            .name("store-committer".into())
+            .spawn(move || run(db, trees, data_file, receiver))?;
+        Ok(Self {
+            sender: Mutex::new(Some(sender)),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    pub async fn submit(&self, write: Write) -> Result<Reply, Error> {
+        let (reply, answer) = oneshot::channel();
+        let request = Request {
+            write,
+            ids: Vec::new(),
+            reply,
+        };
+        {
+            let guard = self.sender.lock().map_err(|_| Error::Closed)?;
+            let sender = guard.as_ref().ok_or(Error::Closed)?;
+            sender.send(request).map_err(|_| Error::Closed)?;
+        }
+        answer.await.map_err(|_| Error::Closed)?
+    }
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        if let Ok(mut sender) = self.sender.lock() {
+            sender.take();
+        }
+        if let Ok(mut thread) = self.thread.lock() {
+            if let Some(handle) = thread.take() {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+fn run(db: sled::Db, trees: Trees, data_file: File, receiver: mpsc::Receiver<Request>) {
+    while let Ok(first) = receiver.recv() {
+        let mut group = vec![first];
+        while group.len() < GROUP_LEN_MAX {
+            match receiver.try_recv() {
+                Ok(r) => group.push(r),
+                Err(_) => break,
+            }
+        }
+        for request in &mut group {
+            if let Write::Ingest { changes, .. } = &request.write {
+                request.ids = (0..changes.len())
+                    .map(|_| db.generate_id().map(|n| WorkflowId(n + 1)))
+                    .collect::<Result<_, _>>()
+                    .unwrap_or_default();
+            }
+        }
+        let results = apply_group(&trees, &group);
+        let durable = db
+            .flush()
+            .map_err(Error::from)
+            .and_then(|_| data_file.sync_data().map_err(Error::from));
+        match (results, durable) {
+            (Ok(results), Ok(())) => {
+                for (request, result) in group.into_iter().zip(results) {
+                    let _ = request.reply.send(result);
+                }
+            }
+            (Err(e), _) | (Ok(_), Err(e)) => {
+                tracing::error!(error = %e, writes = group.len(), "store write failed; nothing in this group is acknowledged");
+                for request in group {
+                    let _ = request.reply.send(Err(Error::Io(e.to_string())));
+                }
+            }
+        }
+    }
+    // Last flush on the way out; every answered write was already synced.
+    let _ = db.flush();
+}
+
+type Tx<'a> = (
+    &'a TransactionalTree,
+    &'a TransactionalTree,
+    &'a TransactionalTree,
+    &'a TransactionalTree,
+    &'a TransactionalTree,
+    &'a TransactionalTree,
+    &'a TransactionalTree,
+    &'a TransactionalTree,
+    &'a TransactionalTree,
+);
+
+/// Applies the whole group in one transaction; per-write refusals (stale, not found) are
+/// answers, not aborts.
+fn apply_group(trees: &Trees, group: &[Request]) -> Result<Vec<Result<Reply, Error>>, Error> {
+    let t = trees;
+    let outcome = (
+        &t.instances,
+        &t.history,
+        &t.by_state,
+        &t.due,
+        &t.events,
+        &t.salary_queue,
+        &t.records,
+        &t.errors,
+        &t.quarantine,
+    )
+        .transaction(|(i, h, s, d, e, q, r, l, z)| {
+            let tx: Tx = (i, h, s, d, e, q, r, l, z);
+            let mut results = Vec::with_capacity(group.len());
+            for request in group {
+                let result = match &request.write {
+                    Write::Ingest { changes, now } => {
+                        ingest(&tx, changes, &request.ids, *now).map(Reply::Ingested)
+                    }
+                    Write::Transition(t) => transition(&tx, t).map(|()| Reply::Committed),
+                    Write::Quarantine { id, reason, now } => {
+                        quarantine(&tx, *id, reason, *now).map(|()| Reply::Committed)
+                    }
+                };
+                match result {
+                    Ok(reply) => results.push(Ok(reply)),
+                    Err(Abortable::Refused(e)) => results.push(Err(e)),
+                    Err(Abortable::Sled(e)) => return Err(e),
+                }
+            }
+            Ok(results)
+        });
+    outcome.map_err(|e: TransactionError<Error>| match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => Error::from(e),
+    })
+}
+
+/// A write refused on its own (the group goes on), or a sled failure that aborts the group.
+enum Abortable {
+    Refused(Error),
+    Sled(ConflictableTransactionError<Error>),
+}
+
+impl From<sled::transaction::UnabortableTransactionError> for Abortable {
+    fn from(e: sled::transaction::UnabortableTransactionError) -> Self {
+        Self::Sled(e.into())
+    }
+}
+
+fn ingest(
+    tx: &Tx,
+    changes: &[SalaryChange],
+    ids: &[WorkflowId],
+    now: DateTime<Utc>,
+) -> Result<Vec<IngestOutcome>, Abortable> {
+    let (instances, history, by_state, due, events, salary_queue, ..) = *tx;
+    if ids.len() != changes.len() {
+        return Err(Abortable::Refused(Error::Io(
+            "could not allocate workflow ids".into(),
+        )));
+    }
+    let mut outcomes = Vec::with_capacity(changes.len());
+    for (change, &id) in changes.iter().zip(ids) {
+        let event_key = keys::event(&change.integration_id, change.event_id.as_str());
+        let fingerprint = codec::fingerprint(&codec::encode(change));
+        if let Some(existing) = events.get(&event_key)? {
+            let known_id = existing
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            let known_fp = existing
+                .get(8..16)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes);
+            let known_id = WorkflowId(known_id);
+            outcomes.push(if known_fp == Some(fingerprint) {
+                IngestOutcome::Duplicate(known_id)
+            } else {
+                IngestOutcome::Conflict(known_id)
+            });
+            continue;
+        }
+        let (wf, entry) = Workflow::accept(id, change.clone(), now);
+        instances.insert(&keys::instance(id), codec::encode(&wf))?;
+        history.insert(&keys::history(id, entry.seq), codec::encode(&entry))?;
+        by_state.insert(&keys::by_state(wf.state, id), &[])?;
+        if let Some(wake) = wf.wake_at {
+            due.insert(&keys::due(wake, id), &[])?;
+        }
+        let mut event_value = id.0.to_be_bytes().to_vec();
+        event_value.extend_from_slice(&fingerprint.to_be_bytes());
+        events.insert(event_key, event_value)?;
+        salary_queue.insert(
+            keys::salary_queue(
+                &change.integration_id,
+                &change.salary.id,
+                change.occurred_at,
+                id,
+            ),
+            &[],
+        )?;
+        outcomes.push(IngestOutcome::Accepted(id));
+    }
+    Ok(outcomes)
+}
+
+fn transition(tx: &Tx, t: &Transition) -> Result<(), Abortable> {
+    let (instances, history, by_state, due, _events, salary_queue, records, errors, _) = *tx;
+    let new = &t.workflow;
+    let id = new.id;
+    let old_bytes = instances
+        .get(keys::instance(id))?
+        .ok_or(Abortable::Refused(Error::NotFound(id)))?;
+    let old: Workflow = codec::decode(&old_bytes).map_err(|e| {
+        Abortable::Refused(Error::Corrupt {
+            key: id.to_string(),
+            reason: e.to_string(),
+        })
+    })?;
+    if old.history_len != t.entry.seq {
+        return Err(Abortable::Refused(Error::Stale {
+            id,
+            expected: t.entry.seq,
+            found: old.history_len,
+        }));
+    }
+    instances.insert(&keys::instance(id), codec::encode(new))?;
+    history.insert(&keys::history(id, t.entry.seq), codec::encode(&t.entry))?;
+    if old.state != new.state {
+        by_state.remove(&keys::by_state(old.state, id))?;
+        by_state.insert(&keys::by_state(new.state, id), &[])?;
+    }
+    if let Some(wake) = old.wake_at {
+        due.remove(&keys::due(wake, id))?;
+    }
+    if let Some(wake) = new.wake_at {
+        due.insert(&keys::due(wake, id), &[])?;
+    }
+    let change = &new.change;
+    let queue_key = keys::salary_queue(
+        &change.integration_id,
+        &change.salary.id,
+        change.occurred_at,
+        id,
+    );
+    if new.state.is_terminal() {
+        salary_queue.remove(queue_key)?;
+    } else if old.state.is_terminal() {
+        salary_queue.insert(queue_key, &[])?;
+    }
+    for effect in &t.effects {
+        match effect {
+            Effect::RememberRecord(record) => {
+                records.insert(
+                    keys::record(&change.integration_id, &change.salary.id),
+                    codec::encode(record),
+                )?;
+            }
+            Effect::ForgetRecord => {
+                records.remove(keys::record(&change.integration_id, &change.salary.id))?;
+            }
+            Effect::LogError(failure) | Effect::IntegrationUnhealthy(failure) => {
+                let entry = ErrorLogEntry {
+                    at: t.entry.at,
+                    integration: change.integration_id.clone(),
+                    workflow_id: id,
+                    salary_id: change.salary.id.clone(),
+                    failure: failure.clone(),
+                };
+                errors.insert(
+                    keys::error_log(&change.integration_id, t.entry.at, id, t.entry.seq),
+                    codec::encode(&entry),
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn quarantine(tx: &Tx, id: WorkflowId, reason: &str, now: DateTime<Utc>) -> Result<(), Abortable> {
+    let (instances, _, by_state, ..) = *tx;
+    let quarantine_tree = tx.8;
+    let Some(bytes) = instances.remove(&keys::instance(id))? else {
+        return Ok(());
+    };
+    for state in State::ALL {
+        by_state.remove(&keys::by_state(state, id))?;
+    }
+    let entry = QuarantineEntry {
+        key: id.to_string(),
+        reason: reason.to_owned(),
+        at: now,
+        bytes_len: bytes.len() as u64,
+    };
+    let mut key = b"instance\0".to_vec();
+    key.extend_from_slice(&keys::instance(id));
+    quarantine_tree.insert(key.clone(), serde_json::to_vec(&entry).unwrap_or_default())?;
+    key.extend_from_slice(b"\0raw");
+    quarantine_tree.insert(key, bytes)?;
+    Ok(())
+}

@@ -1,0 +1,41 @@
+//! `storage::Error`: the disk, the lock, or a record that cannot be read. Kept apart from
+//! connector errors on purpose: a storage error never becomes a workflow failure.
+
+use crate::domain::WorkflowId;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the store at {path} is in use by another process (is the daemon running?)")]
+    Locked { path: String },
+
+    #[error("store I/O error: {0}")]
+    Io(String),
+
+    #[error("stored record {key} is unreadable: {reason}; it is quarantined, the rest of the store is fine")]
+    Corrupt { key: String, reason: String },
+
+    #[error("workflow {0} does not exist")]
+    NotFound(WorkflowId),
+
+    #[error("workflow {id} was changed by someone else (expected history entry {expected}, store has {found})")]
+    Stale {
+        id: WorkflowId,
+        expected: u32,
+        found: u32,
+    },
+
+    #[error("the store is closed (shutting down)")]
+    Closed,
+}
+
+impl From<sled::Error> for Error {
+    fn from(e: sled::Error) -> Self {
+        Self::Io(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Self::Io(e.to_string())
+    }
+}

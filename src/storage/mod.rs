@@ -1,0 +1,373 @@
+//! The store: workflow instances, their history and indexes, in embedded sled.
+//!
+//! Architecture Invariant: this is the only module that imports sled. Every write goes through
+//! one committer thread (`committer.rs`) that applies a group of writes in one multi-tree
+//! transaction, flushes, and fsyncs sled's data file before it answers: when `commit` or
+//! `ingest` returns Ok, the write survives kill -9 and power loss. Reads go straight to sled.
+//!
+//! Trees: `instances` (id -> Workflow), `history` (id,seq -> HistoryEntry), `by_state`
+//! (state,id), `due` (wake_at,id: every non-terminal instance), `events` (integration,event_id
+//! -> id + fingerprint), `salary_queue` (integration,salary,occurred_at,id: non-terminal changes
+//! of a salary in HR order), `records` (integration,salary -> PayrollRecord), `errors`
+//! (integration,at,id,seq -> ErrorLogEntry), `quarantine` (unreadable records, kept for a human).
+
+pub mod codec;
+mod committer;
+mod error;
+pub mod keys;
+
+pub use error::Error;
+
+use crate::domain::{
+    Failure, HistoryEntry, IntegrationId, PayrollRecord, SalaryChange, SalaryId, State, Transition,
+    Workflow, WorkflowId,
+};
+use chrono::{DateTime, Utc};
+use committer::{Committer, Write};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// What ingest did with one change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", content = "workflow_id", rename_all = "kebab-case")]
+pub enum IngestOutcome {
+    /// A new workflow instance, durably stored.
+    Accepted(WorkflowId),
+    /// The same event was accepted before; this is its instance.
+    Duplicate(WorkflowId),
+    /// The `event_id` was accepted before with a different body; nothing was stored.
+    Conflict(WorkflowId),
+}
+
+/// One line of an integration's error log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorLogEntry {
+    pub at: DateTime<Utc>,
+    pub integration: IntegrationId,
+    pub workflow_id: WorkflowId,
+    pub salary_id: SalaryId,
+    pub failure: Failure,
+}
+
+/// An unreadable record moved aside.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantineEntry {
+    pub key: String,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+    pub bytes_len: u64,
+}
+
+/// Which instances a listing returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Filter {
+    pub state: Option<State>,
+    pub integration: Option<IntegrationId>,
+    pub salary: Option<SalaryId>,
+    pub since: Option<DateTime<Utc>>,
+}
+
+impl Filter {
+    pub fn matches(&self, wf: &Workflow) -> bool {
+        self.state.is_none_or(|s| wf.state == s)
+            && self
+                .integration
+                .as_ref()
+                .is_none_or(|i| &wf.change.integration_id == i)
+            && self
+                .salary
+                .as_ref()
+                .is_none_or(|s| &wf.change.salary.id == s)
+            && self.since.is_none_or(|t| wf.accepted_at >= t)
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct Trees {
+    pub instances: sled::Tree,
+    pub history: sled::Tree,
+    pub by_state: sled::Tree,
+    pub due: sled::Tree,
+    pub events: sled::Tree,
+    pub salary_queue: sled::Tree,
+    pub records: sled::Tree,
+    pub errors: sled::Tree,
+    pub quarantine: sled::Tree,
+}
+
+/// The durable store. Cheap to share behind an `Arc`; dropping it stops the committer after
+/// the writes already queued.
+pub struct Store {
+    db: sled::Db,
+    trees: Trees,
+    path: PathBuf,
+    committer: Committer,
+}
+
+impl Store {
+    /// Opens (or creates) the store in directory `path`. Fails with `Error::Locked` when
+    /// another process holds it.
+    pub fn open(path: &Path) -> Result<Self, Error> {
+        let db = sled::Config::new().path(path).open().map_err(|e| {
+            let text = e.to_string();
+            if text.contains("could not acquire lock") {
+                Error::Locked {
+                    path: path.display().to_string(),
+                }
+            } else {
+                Error::Io(format!(
+                    "cannot open the store at {}: {text}",
+                    path.display()
+                ))
+            }
+        })?;
+        let tree = |name: &str| db.open_tree(name);
+        let trees = Trees {
+            instances: tree("instances")?,
+            history: tree("history")?,
+            by_state: tree("by_state")?,
+            due: tree("due")?,
+            events: tree("events")?,
+            salary_queue: tree("salary_queue")?,
+            records: tree("records")?,
+            errors: tree("errors")?,
+            quarantine: tree("quarantine")?,
+        };
+        // sled's flush does not fsync (spacejam/sled#1452); the committer fsyncs this file.
+        let data_file = std::fs::File::open(path.join("db"))?;
+        sync_dir(path)?;
+        let committer = Committer::start(db.clone(), trees.clone(), data_file)?;
+        Ok(Self {
+            db,
+            trees,
+            path: path.to_owned(),
+            committer,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stores each new change as a `pending` instance; durable when this returns.
+    pub async fn ingest(
+        &self,
+        changes: Vec<SalaryChange>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<IngestOutcome>, Error> {
+        self.committer
+            .submit(Write::Ingest { changes, now })
+            .await?
+            .into_ingested()
+    }
+
+    /// Commits one transition (instance, history entry, indexes, effects) atomically and
+    /// durably. Refuses a transition computed from a stale copy of the instance.
+    pub async fn commit(&self, transition: Transition) -> Result<(), Error> {
+        self.committer
+            .submit(Write::Transition(Box::new(transition)))
+            .await?
+            .into_committed()
+    }
+
+    /// Moves an unreadable instance aside, out of every index, keeping its bytes.
+    pub async fn quarantine(
+        &self,
+        id: WorkflowId,
+        reason: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        self.committer
+            .submit(Write::Quarantine { id, reason, now })
+            .await?
+            .into_committed()
+    }
+
+    pub fn get(&self, id: WorkflowId) -> Result<Option<Workflow>, Error> {
+        match self.trees.instances.get(keys::instance(id))? {
+            None => Ok(None),
+            Some(bytes) => codec::decode(&bytes).map(Some).map_err(|e| Error::Corrupt {
+                key: id.to_string(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    pub fn history(&self, id: WorkflowId) -> Result<Vec<HistoryEntry>, Error> {
+        self.trees
+            .history
+            .scan_prefix(keys::instance(id))
+            .map(|kv| {
+                let (k, v) = kv?;
+                codec::decode(&v).map_err(|e| Error::Corrupt {
+                    key: format!("{id} history {:?}", k.get(8..)),
+                    reason: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// Instances whose wake time is at or before `now`, earliest first.
+    pub fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<WorkflowId>, Error> {
+        let mut out = Vec::new();
+        for kv in self.trees.due.range(..keys::due(now, WorkflowId(u64::MAX))) {
+            let (k, _) = kv?;
+            if let Some((_, id)) = keys::parse_due(&k) {
+                out.push(id);
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The earliest wake time of any non-terminal instance.
+    pub fn next_wake(&self) -> Result<Option<DateTime<Utc>>, Error> {
+        Ok(self
+            .trees
+            .due
+            .first()?
+            .and_then(|(k, _)| keys::parse_due(&k))
+            .map(|(at, _)| at))
+    }
+
+    /// The non-terminal change of this salary that must run first (oldest in HR order).
+    pub fn salary_head(
+        &self,
+        integration: &IntegrationId,
+        salary: &SalaryId,
+    ) -> Result<Option<WorkflowId>, Error> {
+        let prefix = keys::salary_prefix(integration, salary);
+        Ok(self
+            .trees
+            .salary_queue
+            .scan_prefix(prefix)
+            .keys()
+            .next()
+            .transpose()?
+            .and_then(|k| keys::workflow_id_suffix(&k)))
+    }
+
+    /// The payroll record this HR salary owns (wrote earlier), if any.
+    pub fn owned_record(
+        &self,
+        integration: &IntegrationId,
+        salary: &SalaryId,
+    ) -> Result<Option<PayrollRecord>, Error> {
+        match self.trees.records.get(keys::record(integration, salary))? {
+            None => Ok(None),
+            Some(bytes) => codec::decode(&bytes).map(Some).map_err(|e| Error::Corrupt {
+                key: format!("record of {integration}/{salary}"),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Streams the instances the filter selects, in id order, without loading them all.
+    /// An unreadable record yields an `Error::Corrupt` item and the stream goes on.
+    pub fn list<'a>(
+        &'a self,
+        filter: &'a Filter,
+    ) -> Box<dyn Iterator<Item = Result<Workflow, Error>> + 'a> {
+        let decode = move |id: WorkflowId, bytes: &[u8]| {
+            codec::decode::<Workflow>(bytes).map_err(|e| Error::Corrupt {
+                key: id.to_string(),
+                reason: e.to_string(),
+            })
+        };
+        match filter.state {
+            Some(state) => Box::new(
+                self.trees
+                    .by_state
+                    .scan_prefix([state.code()])
+                    .keys()
+                    .filter_map(move |k| {
+                        let id = match k {
+                            Ok(k) => keys::workflow_id_suffix(&k)?,
+                            Err(e) => return Some(Err(Error::from(e))),
+                        };
+                        match self.trees.instances.get(keys::instance(id)) {
+                            Ok(Some(bytes)) => Some(decode(id, &bytes)),
+                            Ok(None) => None,
+                            Err(e) => Some(Err(Error::from(e))),
+                        }
+                    })
+                    .filter(move |r| r.as_ref().map_or(true, |wf| filter.matches(wf))),
+            ),
+            None => Box::new(
+                self.trees
+                    .instances
+                    .iter()
+                    .map(move |kv| {
+                        let (k, v) = kv?;
+                        let id = keys::workflow_id_suffix(&k).unwrap_or(WorkflowId(0));
+                        decode(id, &v)
+                    })
+                    .filter(move |r| r.as_ref().map_or(true, |wf| filter.matches(wf))),
+            ),
+        }
+    }
+
+    /// Instance counts per state, from the state index (no decoding).
+    pub fn count_by_state(&self) -> Result<Vec<(State, u64)>, Error> {
+        let mut out = Vec::new();
+        for state in State::ALL {
+            let n = self.trees.by_state.scan_prefix([state.code()]).count() as u64;
+            out.push((state, n));
+        }
+        Ok(out)
+    }
+
+    /// The error log, newest last; one integration or all.
+    pub fn errors(&self, integration: Option<&IntegrationId>) -> Result<Vec<ErrorLogEntry>, Error> {
+        let iter = match integration {
+            Some(i) => self.trees.errors.scan_prefix(keys::integration_prefix(i)),
+            None => self.trees.errors.iter(),
+        };
+        let mut out = Vec::new();
+        for kv in iter {
+            let (_, v) = kv?;
+            match codec::decode(&v) {
+                Ok(entry) => out.push(entry),
+                Err(e) => tracing::warn!(error = %e, "unreadable error-log entry skipped"),
+            }
+        }
+        out.sort_by_key(|e: &ErrorLogEntry| e.at);
+        Ok(out)
+    }
+
+    pub fn quarantined(&self) -> Result<Vec<QuarantineEntry>, Error> {
+        let mut out = Vec::new();
+        for kv in self.trees.quarantine.iter() {
+            let (_, v) = kv?;
+            if let Ok(entry) = serde_json::from_slice::<QuarantineEntry>(&v) {
+                out.push(entry);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes raw bytes under an instance key, bypassing the codec. For tests of the
+    /// quarantine path only.
+    #[doc(hidden)]
+    pub fn corrupt_for_test(&self, id: WorkflowId, bytes: &[u8]) -> Result<(), Error> {
+        self.trees.instances.insert(keys::instance(id), bytes)?;
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+fn sync_dir(path: &Path) -> Result<(), Error> {
+    std::fs::File::open(path)?.sync_all()?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_path: &Path) -> Result<(), Error> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,209 @@
+//! Store tests on a real sled directory.
+
+use super::*;
+use crate::domain::change::tests_support::change;
+use crate::domain::step::{RetryDelay, RetryPolicy};
+use crate::domain::{step, ChangeKind, Input, Period, Position};
+use chrono::TimeZone;
+
+struct Fixed;
+impl RetryPolicy for Fixed {
+    fn attempts_max(&self) -> u32 {
+        3
+    }
+    fn next_delay(&self, _: u64) -> RetryDelay {
+        RetryDelay {
+            delay_ms: 1000,
+            interval_ms: 1000,
+        }
+    }
+    fn auth_wait_ms(&self) -> u64 {
+        60_000
+    }
+}
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 27, 3, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"))
+}
+
+fn position() -> Position {
+    Position {
+        employee_id: "1".into(),
+        employment_id: "2".into(),
+        period: Period {
+            start: now().date_naive(),
+            end: None,
+        },
+    }
+}
+
+#[test]
+fn ingest_is_idempotent_and_detects_a_reused_event_id() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    rt().block_on(async {
+        let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let c = change(ChangeKind::Created);
+        let first = store
+            .ingest(vec![c.clone()], now())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let IngestOutcome::Accepted(id) = first[0] else {
+            panic!("{first:?}")
+        };
+        let again = store
+            .ingest(vec![c.clone()], now())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(again, vec![IngestOutcome::Duplicate(id)]);
+        let mut other = c.clone();
+        other.salary.note = Some("changed".into());
+        let conflict = store
+            .ingest(vec![other], now())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(conflict, vec![IngestOutcome::Conflict(id)]);
+        assert_eq!(store.list(&Filter::default()).count(), 1);
+        assert_eq!(store.due(now(), 10).unwrap_or_default(), vec![id]);
+        assert_eq!(
+            store
+                .salary_head(&c.integration_id, &c.salary.id)
+                .unwrap_or_default(),
+            Some(id)
+        );
+    });
+}
+
+#[test]
+fn a_transition_moves_every_index_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = change(ChangeKind::Created);
+    let id = rt().block_on(async {
+        let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let out = store
+            .ingest(vec![c.clone()], now())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let IngestOutcome::Accepted(id) = out[0] else {
+            panic!("{out:?}")
+        };
+        let wf = store
+            .get(id)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("stored"));
+        let t =
+            step(&wf, Input::Matched(position()), now(), &Fixed).unwrap_or_else(|e| panic!("{e}"));
+        store
+            .commit(t.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        // The same transition again is computed from a stale copy: refused.
+        assert!(matches!(store.commit(t).await, Err(Error::Stale { .. })));
+        id
+    });
+    let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let wf = store
+        .get(id)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("stored"));
+    assert_eq!(wf.state, State::MatchedToPosition);
+    assert_eq!(store.history(id).map(|h| h.len()).unwrap_or(0), 2);
+    let counts = store.count_by_state().unwrap_or_default();
+    assert!(
+        counts.contains(&(State::MatchedToPosition, 1)) && counts.contains(&(State::Pending, 0))
+    );
+    let filter = Filter {
+        state: Some(State::MatchedToPosition),
+        ..Filter::default()
+    };
+    assert_eq!(store.list(&filter).count(), 1);
+}
+
+#[test]
+fn a_terminal_transition_leaves_the_queues_and_logs_the_error() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    rt().block_on(async {
+        let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let c = change(ChangeKind::Created);
+        let out = store
+            .ingest(vec![c.clone()], now())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let IngestOutcome::Accepted(id) = out[0] else {
+            panic!("{out:?}")
+        };
+        let wf = store
+            .get(id)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("stored"));
+        let failure =
+            crate::domain::Failure::permanent(crate::domain::FailureCode::NoEmployment, "none");
+        let t =
+            step(&wf, Input::StepFailed(failure), now(), &Fixed).unwrap_or_else(|e| panic!("{e}"));
+        store.commit(t).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(store.due(now(), 10).unwrap_or_default(), vec![]);
+        assert_eq!(
+            store
+                .salary_head(&c.integration_id, &c.salary.id)
+                .unwrap_or_default(),
+            None
+        );
+        let errors = store.errors(Some(&c.integration_id)).unwrap_or_default();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].workflow_id, id);
+    });
+}
+
+#[test]
+fn a_corrupt_record_is_reported_and_quarantined_while_the_rest_still_reads() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    rt().block_on(async {
+        let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let a = change(ChangeKind::Created);
+        let mut b = change(ChangeKind::Updated);
+        b.event_id = crate::domain::EventId::parse("evt-other").unwrap_or_else(|e| panic!("{e}"));
+        let out = store
+            .ingest(vec![a, b], now())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (IngestOutcome::Accepted(bad), IngestOutcome::Accepted(good)) = (out[0], out[1]) else {
+            panic!("{out:?}")
+        };
+        store
+            .corrupt_for_test(bad, &[1, 0xff, 0xfe])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(store.get(bad), Err(Error::Corrupt { .. })));
+        let listed: Vec<_> = store.list(&Filter::default()).collect();
+        assert_eq!(listed.iter().filter(|r| r.is_ok()).count(), 1);
+        assert_eq!(listed.iter().filter(|r| r.is_err()).count(), 1);
+        store
+            .quarantine(bad, "test".into(), now())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(store.get(bad).ok().flatten(), None);
+        assert!(store.get(good).ok().flatten().is_some());
+        assert_eq!(store.quarantined().map(|q| q.len()).unwrap_or(0), 1);
+    });
+}
+
+#[test]
+fn a_second_open_of_a_held_store_says_it_is_locked() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let _first = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    match Store::open(dir.path()) {
+        Err(Error::Locked { .. }) => {}
+        Err(other) => panic!("expected Locked, got {other}"),
+        Ok(_) => panic!("a held store opened twice"),
+    }
+}
