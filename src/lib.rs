@@ -1,4 +1,6 @@
 //! salary-sync
+pub mod clock;
 pub mod connectors;
 pub mod domain;
+pub mod engine;
 pub mod storage;

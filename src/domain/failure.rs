@@ -45,10 +45,11 @@ pub enum FailureCode {
     RevisionConflict,
     UnexpectedAnswer,
     Cancelled,
+    IntegrationMissing,
 }
 
 impl FailureCode {
-    pub const ALL: [FailureCode; 12] = [
+    pub const ALL: [FailureCode; 13] = [
         Self::NoEmployee,
         Self::NoEmployment,
         Self::CurrencyMismatch,
@@ -61,6 +62,7 @@ impl FailureCode {
         Self::RevisionConflict,
         Self::UnexpectedAnswer,
         Self::Cancelled,
+        Self::IntegrationMissing,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -77,6 +79,7 @@ impl FailureCode {
             Self::RevisionConflict => "revision-conflict",
             Self::UnexpectedAnswer => "unexpected-answer",
             Self::Cancelled => "cancelled",
+            Self::IntegrationMissing => "integration-missing",
         }
     }
 
@@ -95,6 +98,7 @@ impl FailureCode {
             Self::RevisionConflict => "The payroll record kept changing under us (revision conflict); retries exhausted. Retry when nobody is editing it.",
             Self::UnexpectedAnswer => "The payroll system answered in a form salary-sync does not understand; report it with the request id.",
             Self::Cancelled => "An operator cancelled the workflow; nothing further is sent.",
+            Self::IntegrationMissing => "The instance belongs to an integration the daemon is not configured for; add it to the config and restart. The instance waits.",
         }
     }
 }

@@ -1,0 +1,261 @@
+//! The engine: a scheduler that finds due instances in the store and a bounded pool of
+//! workers that drive them through the connectors.
+//!
+//! Architecture Invariants: the engine is the only module that spawns long-lived tasks, and
+//! `run` joins every one before it returns. Startup recovery is not a special routine: every
+//! non-terminal instance is in the store's `due` index, so the first scheduler pass resumes
+//! them all through the normal path. Changes to one (integration, salary) run one at a time,
+//! oldest HR change first: only the head of the salary's queue is dispatched.
+
+pub mod operator;
+pub mod retry;
+mod worker;
+
+pub use retry::RetrySettings;
+
+use crate::clock::Clock;
+use crate::connectors::Connector;
+use crate::domain::{Failure, IntegrationId, WorkflowId};
+use crate::storage::{self, Store};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+
+/// How many due instances one scheduler pass reads at most.
+const DUE_SCAN_LEN_MAX: usize = 1024;
+/// The longest the scheduler sleeps without looking at the store.
+const IDLE_POLL_MS_MAX: u64 = 1_000;
+
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Instances worked on at once, across all integrations.
+    pub workers: usize,
+    pub retry: RetrySettings,
+    /// How long a stop waits for in-flight steps before abandoning them (they resume from
+    /// their last commit at the next start).
+    pub shutdown_grace: Duration,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            workers: 16,
+            retry: RetrySettings::default(),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What the engine shares with its workers.
+pub(crate) struct Shared {
+    pub store: Arc<Store>,
+    pub connectors: HashMap<IntegrationId, Arc<dyn Connector>>,
+    pub retry: RetrySettings,
+    pub clock: Arc<dyn Clock>,
+    stop: watch::Receiver<bool>,
+    unhealthy: Mutex<HashMap<IntegrationId, Failure>>,
+}
+
+impl Shared {
+    pub fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    pub fn mark_unhealthy(&self, integration: &IntegrationId, failure: &Failure) {
+        if let Ok(mut map) = self.unhealthy.lock() {
+            if map.insert(integration.clone(), failure.clone()).is_none() {
+                warn!(integration = %integration, error = %failure, "integration marked unhealthy: its workflows wait");
+            }
+        }
+    }
+
+    fn mark_healthy(&self, integration: &IntegrationId) {
+        if let Ok(mut map) = self.unhealthy.lock() {
+            if map.remove(integration).is_some() {
+                info!(integration = %integration, "integration healthy again");
+            }
+        }
+    }
+}
+
+/// A running engine's handle: wake it after new work arrives, read its health.
+#[derive(Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+    wake: Arc<Notify>,
+    settings: EngineSettings,
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<Store>,
+        connectors: HashMap<IntegrationId, Arc<dyn Connector>>,
+        clock: Arc<dyn Clock>,
+        settings: EngineSettings,
+        stop: watch::Receiver<bool>,
+    ) -> Self {
+        let shared = Shared {
+            store,
+            connectors,
+            retry: settings.retry.clone(),
+            clock,
+            stop,
+            unhealthy: Mutex::new(HashMap::new()),
+        };
+        Self {
+            shared: Arc::new(shared),
+            wake: Arc::new(Notify::new()),
+            settings,
+        }
+    }
+
+    /// Tells the scheduler to look at the store now (new instances, operator retry).
+    pub fn notify(&self) {
+        self.wake.notify_one();
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.shared.store
+    }
+
+    pub fn retry_policy(&self) -> &RetrySettings {
+        &self.shared.retry
+    }
+
+    /// Integrations whose credentials were refused, with the last refusal.
+    pub fn unhealthy(&self) -> Vec<(IntegrationId, Failure)> {
+        self.shared
+            .unhealthy
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// Runs until the stop signal; then waits up to the grace period for in-flight steps and
+    /// returns. Returns early only on a storage error, which the caller must treat as fatal.
+    pub async fn run(&self) -> Result<(), storage::Error> {
+        let shared = &self.shared;
+        let mut stop = shared.stop.clone();
+        let permits = Arc::new(Semaphore::new(self.settings.workers.max(1)));
+        let in_flight: Arc<Mutex<HashSet<WorkflowId>>> = Arc::default();
+        let mut workers = JoinSet::new();
+        let mut fatal = None;
+        info!(
+            workers = self.settings.workers,
+            "engine started; resuming every non-terminal instance"
+        );
+        while !shared.stopping() {
+            while let Some(done) = workers.try_join_next() {
+                if let Ok(Err(e)) = done {
+                    fatal = Some(e);
+                }
+            }
+            if let Some(e) = fatal.take() {
+                error!(error = %e, "storage failed; stopping the engine");
+                let _ = stop_workers(&mut workers, self.settings.shutdown_grace).await;
+                return Err(e);
+            }
+            let now = shared.clock.now();
+            for id in shared.store.due(now, DUE_SCAN_LEN_MAX)? {
+                if in_flight.lock().map(|s| s.contains(&id)).unwrap_or(true) {
+                    continue;
+                }
+                let wf = match shared.store.get(id) {
+                    Ok(Some(wf)) => wf,
+                    Ok(None) => continue,
+                    Err(storage::Error::Corrupt { key, reason }) => {
+                        error!(workflow_id = %id, %reason, "unreadable instance quarantined");
+                        shared
+                            .store
+                            .quarantine(id, format!("{key}: {reason}"), now)
+                            .await?;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                let head = shared
+                    .store
+                    .salary_head(&wf.change.integration_id, &wf.change.salary.id)?;
+                if head.is_some() && head != Some(id) {
+                    continue; // waits behind an older change to the same salary
+                }
+                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    break;
+                };
+                if let Ok(mut set) = in_flight.lock() {
+                    set.insert(id);
+                }
+                let shared = Arc::clone(shared);
+                let wake = Arc::clone(&self.wake);
+                let in_flight = Arc::clone(&in_flight);
+                workers.spawn(async move {
+                    let integration = wf.change.integration_id.clone();
+                    let result = worker::drive(&shared, wf).await;
+                    if let Ok(wf) = &result {
+                        if wf
+                            .last_failure
+                            .as_ref()
+                            .is_none_or(|f| f.class != crate::domain::FailureClass::Auth)
+                        {
+                            shared.mark_healthy(&integration);
+                        }
+                    }
+                    if let Ok(mut set) = in_flight.lock() {
+                        set.remove(&id);
+                    }
+                    drop(permit);
+                    wake.notify_one();
+                    result.map(|_| ())
+                });
+            }
+            let sleep_ms = match shared.store.next_wake()? {
+                Some(at) => (at - shared.clock.now())
+                    .num_milliseconds()
+                    .clamp(1, IDLE_POLL_MS_MAX as i64) as u64,
+                None => IDLE_POLL_MS_MAX,
+            };
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(sleep_ms)) => {}
+                _ = stop.changed() => {}
+                Some(done) = workers.join_next(), if !workers.is_empty() => {
+                    if let Ok(Err(e)) = done { fatal = Some(e); }
+                }
+            }
+        }
+        info!(
+            in_flight = workers.len(),
+            "engine stopping; letting in-flight steps finish"
+        );
+        stop_workers(&mut workers, self.settings.shutdown_grace).await
+    }
+}
+
+async fn stop_workers(
+    workers: &mut JoinSet<Result<(), storage::Error>>,
+    grace: Duration,
+) -> Result<(), storage::Error> {
+    let drain = async {
+        let mut result = Ok(());
+        while let Some(done) = workers.join_next().await {
+            if let Ok(Err(e)) = done {
+                result = Err(e);
+            }
+        }
+        result
+    };
+    match tokio::time::timeout(grace, drain).await {
+        Ok(result) => result,
+        Err(_) => {
+            warn!(
+                abandoned = workers.len(),
+                "grace period over; abandoning in-flight steps (they resume at the next start)"
+            );
+            workers.shutdown().await;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! Runs one workflow instance forward: call the connector for the current state's step, feed
+//! the answer to the pure step function, commit, repeat until the instance is terminal or
+//! must wait. Commit first, then act: the intent is durable before the payroll write starts.
+
+use super::Shared;
+use crate::connectors::{Connector, OverlapCheck};
+use crate::domain::{step, Failure, FailureCode, Input, State, Transition, Workflow, WriteReport};
+use crate::storage;
+use std::sync::Arc;
+use tracing::{debug, info, warn};
+
+/// Steps `wf` until it is terminal, must wait, or the engine is stopping. Returns the last
+/// committed copy.
+pub(super) async fn drive(shared: &Shared, mut wf: Workflow) -> Result<Workflow, storage::Error> {
+    loop {
+        if wf.is_terminal() || shared.stopping() {
+            return Ok(wf);
+        }
+        if wf.wake_at.is_some_and(|at| at > shared.clock.now()) {
+            return Ok(wf);
+        }
+        wf = match one_step(shared, &wf).await {
+            Ok(next) => next,
+            Err(storage::Error::Stale { .. }) => {
+                // An operator changed the instance under us (cancel, retry): take theirs.
+                match shared.store.get(wf.id)? {
+                    Some(fresh) => fresh,
+                    None => return Ok(wf),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+    }
+}
+
+async fn one_step(shared: &Shared, wf: &Workflow) -> Result<Workflow, storage::Error> {
+    let integration = &wf.change.integration_id;
+    let Some(connector) = shared.connectors.get(integration).cloned() else {
+        let f = Failure::new(
+            FailureCode::IntegrationMissing,
+            crate::domain::FailureClass::Auth,
+            format!("integration {integration} is not in the daemon's configuration; add it and restart"),
+        );
+        return commit(shared, wf, Input::StepFailed(f)).await;
+    };
+    let input = match wf.state {
+        State::Pending => connector
+            .match_position(&wf.change)
+            .await
+            .map(Input::Matched),
+        State::MatchedToPosition => connector.currency().await.map(Input::CurrencyFound),
+        State::CurrencyValidated => check_overlap(shared, connector.as_ref(), wf).await?,
+        State::OverlapChecked => return write(shared, connector, wf).await,
+        State::Sent | State::Failed | State::ManualDeleteRequired => return Ok(wf.clone()),
+    };
+    let input = input.unwrap_or_else(|e| Input::StepFailed(e.failure()));
+    commit(shared, wf, input).await
+}
+
+async fn check_overlap(
+    shared: &Shared,
+    connector: &dyn Connector,
+    wf: &Workflow,
+) -> Result<Result<Input, crate::connectors::Error>, storage::Error> {
+    let Some(position) = &wf.position else {
+        return Ok(Ok(missing_position()));
+    };
+    let change = &wf.change;
+    let mut owned = shared
+        .store
+        .owned_record(&change.integration_id, &change.salary.id)?;
+    if wf.intent.is_some() {
+        // An earlier write's outcome is unknown (retried after a failure): a record it made is
+        // ours, not a foreign overlap.
+        match connector
+            .find_written(change, position, owned.as_ref())
+            .await
+        {
+            Ok(Some(found)) => owned = Some(found),
+            Ok(None) => {}
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    Ok(connector
+        .check_overlap(change, position, owned.as_ref())
+        .await
+        .map(|c| match c {
+            OverlapCheck::Clear => Input::OverlapClear,
+            OverlapCheck::Conflict { record_id, period } => {
+                Input::OverlapFound { record_id, period }
+            }
+        }))
+}
+
+async fn write(
+    shared: &Shared,
+    connector: Arc<dyn Connector>,
+    wf: &Workflow,
+) -> Result<Workflow, storage::Error> {
+    let Some(position) = wf.position.clone() else {
+        return commit(shared, wf, missing_position()).await;
+    };
+    let change = &wf.change;
+    let owned = shared
+        .store
+        .owned_record(&change.integration_id, &change.salary.id)?;
+    let mut wf = wf.clone();
+    if wf.intent.is_some() {
+        // Resumed with a write outstanding (crash, timeout, dropped connection): look before
+        // writing again.
+        match connector
+            .find_written(change, &position, owned.as_ref())
+            .await
+        {
+            Ok(Some(record)) => {
+                info!(workflow_id = %wf.id, record = %record.id, "interrupted write found in payroll; adopting it");
+                let report = WriteReport {
+                    record,
+                    adopted: true,
+                    dropped_fields: Vec::new(),
+                    record_remains_after_delete: remains_after_delete(connector.as_ref()),
+                };
+                return commit(shared, &wf, Input::Written(report)).await;
+            }
+            Ok(None) => {
+                debug!(workflow_id = %wf.id, "interrupted write left nothing in payroll; writing")
+            }
+            Err(e) => return commit(shared, &wf, Input::StepFailed(e.failure())).await,
+        }
+    } else {
+        wf = commit(
+            shared,
+            &wf,
+            Input::IntentRecorded {
+                updates: owned.clone(),
+            },
+        )
+        .await?;
+        if shared.stopping() {
+            return Ok(wf);
+        }
+    }
+    let input = match connector.write(change, &position, owned.as_ref()).await {
+        Ok(report) => Input::Written(report),
+        Err(e) => Input::StepFailed(e.failure()),
+    };
+    commit(shared, &wf, input).await
+}
+
+/// Tripletex keeps a deleted salary's record (values cleared); the others remove it.
+fn remains_after_delete(connector: &dyn Connector) -> bool {
+    connector.system() == crate::connectors::PayrollSystem::Tripletex
+}
+
+fn missing_position() -> Input {
+    Input::StepFailed(Failure::permanent(
+        FailureCode::UnexpectedAnswer,
+        "internal: the instance has no matched position; retry it to match again",
+    ))
+}
+
+async fn commit(shared: &Shared, wf: &Workflow, input: Input) -> Result<Workflow, storage::Error> {
+    let now = shared.clock.now();
+    let transition: Transition = match step(wf, input, now, &shared.retry) {
+        Ok(t) => t,
+        Err(illegal) => {
+            warn!(workflow_id = %wf.id, error = %illegal, "step refused; parking the instance");
+            let f = Failure::permanent(
+                FailureCode::UnexpectedAnswer,
+                format!("internal: {illegal}"),
+            );
+            step(wf, Input::StepFailed(f), now, &shared.retry)
+                .map_err(|e| storage::Error::Io(format!("cannot park {}: {e}", wf.id)))?
+        }
+    };
+    log_transition(&transition);
+    for effect in &transition.effects {
+        if let crate::domain::Effect::IntegrationUnhealthy(f) = effect {
+            shared.mark_unhealthy(&wf.change.integration_id, f);
+        }
+    }
+    shared.store.commit(transition.clone()).await?;
+    Ok(transition.workflow)
+}
+
+fn log_transition(t: &Transition) {
+    let wf = &t.workflow;
+    let from = t.entry.from.map_or("new", State::as_str);
+    match &t.entry.failure {
+        Some(f) => info!(
+            workflow_id = %wf.id, integration = %wf.change.integration_id, salary = %wf.change.salary.id,
+            from, state = %wf.state, event = %t.entry.event, error = %f, "transition"
+        ),
+        None => info!(
+            workflow_id = %wf.id, integration = %wf.change.integration_id, salary = %wf.change.salary.id,
+            from, state = %wf.state, event = %t.entry.event, "transition"
+        ),
+    }
+}
