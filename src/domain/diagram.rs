@@ -50,3 +50,31 @@ pub fn dot() -> String {
 fn id(state: State) -> String {
     state.as_str().replace('-', "_")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed diagrams are exactly what the table generates. To refresh them after
+    /// changing `TRANSITIONS`: `salary-sync diagram > state-diagrams/workflow.mmd` and
+    /// `salary-sync diagram --format dot > state-diagrams/workflow.dot`.
+    #[test]
+    fn committed_diagrams_match_the_transition_table() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("state-diagrams");
+        for (file, generated) in [("workflow.mmd", mermaid()), ("workflow.dot", dot())] {
+            let committed = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+            assert_eq!(
+                committed, generated,
+                "state-diagrams/{file} drifted from the transition table; regenerate it with `salary-sync diagram`"
+            );
+        }
+    }
+
+    #[test]
+    fn every_state_appears_in_both_diagrams() {
+        for state in State::ALL {
+            assert!(dot().contains(&format!("\"{}\"", state.as_str())));
+            assert!(mermaid().contains(state.as_str()));
+        }
+    }
+}

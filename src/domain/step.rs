@@ -59,7 +59,7 @@ pub enum OperatorAction {
 
 /// How long to wait between attempts. The real policy wraps the `backoff` crate (with jitter);
 /// tests pass a deterministic one.
-pub trait RetryPolicy {
+pub trait RetryPolicy: Send + Sync {
     /// Attempts at one step before the workflow fails (at least 1).
     fn attempts_max(&self) -> u32;
     /// The delay before the next attempt, given the interval reached so far (0 at first).

@@ -1,0 +1,133 @@
+//! Operations on the store that the admin API and the CLI's direct mode share: submit, list,
+//! show, operator actions, error log. One implementation, two transports.
+
+use crate::clock::Clock;
+use crate::domain::change::parse_batch;
+use crate::domain::{HistoryEntry, IntegrationId, OperatorAction, RetryPolicy, Workflow, WorkflowId};
+use crate::engine::operator;
+use crate::storage::{self, ErrorLogEntry, Filter, IngestOutcome, Store};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+
+/// What happened to each event of a submitted body, in body order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SubmitItem {
+    pub index: usize,
+    pub event_id: Option<String>,
+    /// `accepted`, `duplicate`, `conflict`, `invalid` or `unknown-integration`.
+    pub outcome: String,
+    pub workflow_id: Option<WorkflowId>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("{0}")]
+    Malformed(String),
+    #[error(transparent)]
+    Storage(#[from] storage::Error),
+}
+
+/// Validates and durably stores every valid event of `body`; invalid ones are reported, not
+/// stored. Returns once the accepted ones are on disk.
+pub async fn submit(
+    store: &Store,
+    integrations: &HashSet<IntegrationId>,
+    body: &[u8],
+    clock: &dyn Clock,
+) -> Result<Vec<SubmitItem>, SubmitError> {
+    let parsed = parse_batch(body).map_err(|e| SubmitError::Malformed(e.to_string()))?;
+    let mut items = Vec::with_capacity(parsed.len());
+    let mut to_store = Vec::new();
+    let mut slots = Vec::new();
+    for (index, result) in parsed.into_iter().enumerate() {
+        match result {
+            Err(e) => items.push(SubmitItem {
+                index,
+                event_id: None,
+                outcome: "invalid".into(),
+                workflow_id: None,
+                error: Some(e.to_string()),
+            }),
+            Ok(change) if !integrations.contains(&change.integration_id) => items.push(SubmitItem {
+                index,
+                event_id: Some(change.event_id.to_string()),
+                outcome: "unknown-integration".into(),
+                workflow_id: None,
+                error: Some(format!("integration {} is not configured", change.integration_id)),
+            }),
+            Ok(change) => {
+                items.push(SubmitItem {
+                    index,
+                    event_id: Some(change.event_id.to_string()),
+                    outcome: String::new(),
+                    workflow_id: None,
+                    error: None,
+                });
+                slots.push(items.len() - 1);
+                to_store.push(change);
+            }
+        }
+    }
+    if !to_store.is_empty() {
+        let outcomes = store.ingest(to_store, clock.now()).await?;
+        for (slot, outcome) in slots.into_iter().zip(outcomes) {
+            let item = &mut items[slot];
+            let (name, id, error) = match outcome {
+                IngestOutcome::Accepted(id) => ("accepted", id, None),
+                IngestOutcome::Duplicate(id) => ("duplicate", id, None),
+                IngestOutcome::Conflict(id) => (
+                    "conflict",
+                    id,
+                    Some(format!("event id was already used by {id} with a different body; nothing stored")),
+                ),
+            };
+            item.outcome = name.into();
+            item.workflow_id = Some(id);
+            item.error = error;
+        }
+    }
+    Ok(items)
+}
+
+/// Every instance the filter selects; unreadable ones are counted, not fatal.
+pub fn list(store: &Store, filter: &Filter) -> Result<(Vec<Workflow>, usize), storage::Error> {
+    let mut out = Vec::new();
+    let mut unreadable = 0;
+    for item in store.list(filter) {
+        match item {
+            Ok(wf) => out.push(wf),
+            Err(storage::Error::Corrupt { .. }) => unreadable += 1,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((out, unreadable))
+}
+
+/// One instance with its full history.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Shown {
+    pub workflow: Workflow,
+    pub history: Vec<HistoryEntry>,
+}
+
+pub fn show(store: &Store, id: WorkflowId) -> Result<Option<Shown>, storage::Error> {
+    match store.get(id)? {
+        None => Ok(None),
+        Some(workflow) => Ok(Some(Shown { history: store.history(id)?, workflow })),
+    }
+}
+
+pub async fn operate(
+    store: &Store,
+    id: WorkflowId,
+    action: OperatorAction,
+    clock: &dyn Clock,
+    policy: &dyn RetryPolicy,
+) -> Result<Workflow, operator::Error> {
+    operator::apply(store, id, action, clock, policy).await
+}
+
+pub fn errors(store: &Store, integration: Option<&IntegrationId>) -> Result<Vec<ErrorLogEntry>, storage::Error> {
+    store.errors(integration)
+}

@@ -1,0 +1,140 @@
+//! How a CLI command reaches the store: through the running daemon's admin API when there is
+//! one, else by opening the store directly. The user never has to know which.
+
+use crate::api::admin::{ActionBody, Discovery, ListQuery};
+use crate::api::service::{self, Shown, SubmitItem};
+use crate::clock::SystemClock;
+use crate::domain::{IntegrationId, OperatorAction, Workflow, WorkflowId};
+use crate::engine::RetrySettings;
+use crate::storage::{self, ErrorLogEntry, Filter, Store};
+use anyhow::{anyhow, bail, Context, Result};
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+
+pub enum Backend {
+    Direct { store: Store, integrations: HashSet<IntegrationId>, retry: RetrySettings },
+    Remote { client: reqwest::Client, base: String, token: String },
+}
+
+impl Backend {
+    /// Finds the daemon for `store_path`, or opens the store.
+    pub async fn connect(store_path: &Path, integrations: HashSet<IntegrationId>, retry: RetrySettings) -> Result<Self> {
+        if let Some(d) = Discovery::read(store_path) {
+            let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+            let base = format!("http://{}", d.addr);
+            let alive = client
+                .get(format!("{base}/admin/v1/health"))
+                .bearer_auth(&d.token)
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if alive {
+                return Ok(Self::Remote { client, base, token: d.token });
+            }
+        }
+        if !store_path.exists() {
+            bail!("no store at {} (has the daemon ever run with this config?)", store_path.display());
+        }
+        match Store::open(store_path) {
+            Ok(store) => Ok(Self::Direct { store, integrations, retry }),
+            Err(storage::Error::Locked { path }) => Err(anyhow!(
+                "the store at {path} is held by another process, but no daemon answers on its admin API; if a daemon is starting, wait and try again"
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn submit(&self, body: Vec<u8>) -> Result<Vec<SubmitItem>> {
+        match self {
+            Self::Direct { store, integrations, .. } => Ok(service::submit(store, integrations, &body, &SystemClock).await?),
+            Self::Remote { client, base, token } => {
+                let r = client.post(format!("{base}/admin/v1/events")).bearer_auth(token).body(body).send().await?;
+                decode(r).await
+            }
+        }
+    }
+
+    pub async fn list(&self, query: &ListQuery) -> Result<(Vec<Workflow>, usize)> {
+        match self {
+            Self::Direct { store, .. } => {
+                let filter: Filter = query.to_filter().map_err(|e| anyhow!(e))?;
+                Ok(service::list(store, &filter)?)
+            }
+            Self::Remote { client, base, token } => {
+                let r = client.get(format!("{base}/admin/v1/instances")).bearer_auth(token).query(query).send().await?;
+                #[derive(serde::Deserialize)]
+                struct Listed {
+                    instances: Vec<Workflow>,
+                    unreadable: usize,
+                }
+                let listed: Listed = decode(r).await?;
+                Ok((listed.instances, listed.unreadable))
+            }
+        }
+    }
+
+    pub async fn show(&self, id: WorkflowId) -> Result<Shown> {
+        match self {
+            Self::Direct { store, .. } => service::show(store, id)?.ok_or_else(|| anyhow!("workflow {id} does not exist")),
+            Self::Remote { client, base, token } => {
+                let r = client.get(format!("{base}/admin/v1/instances/{id}")).bearer_auth(token).send().await?;
+                decode(r).await
+            }
+        }
+    }
+
+    pub async fn operate(&self, id: WorkflowId, action: OperatorAction) -> Result<Workflow> {
+        match self {
+            Self::Direct { store, retry, .. } => Ok(service::operate(store, id, action, &SystemClock, retry).await?),
+            Self::Remote { client, base, token } => {
+                let (verb, reason) = match action {
+                    OperatorAction::Retry { reason } => ("retry", reason),
+                    OperatorAction::Resolve { reason } => ("resolve", reason),
+                    OperatorAction::Cancel { reason } => ("cancel", reason),
+                };
+                let r = client
+                    .post(format!("{base}/admin/v1/instances/{id}/{verb}"))
+                    .bearer_auth(token)
+                    .json(&ActionBody { reason: Some(reason) })
+                    .send()
+                    .await?;
+                decode(r).await
+            }
+        }
+    }
+
+    pub async fn errors(&self, integration: Option<&IntegrationId>) -> Result<Vec<ErrorLogEntry>> {
+        match self {
+            Self::Direct { store, .. } => Ok(service::errors(store, integration)?),
+            Self::Remote { client, base, token } => {
+                let mut req = client.get(format!("{base}/admin/v1/errors")).bearer_auth(token);
+                if let Some(i) = integration {
+                    req = req.query(&[("integration", i.as_str())]);
+                }
+                decode(req.send().await?).await
+            }
+        }
+    }
+
+    pub fn mode(&self) -> &'static str {
+        match self {
+            Self::Direct { .. } => "store opened directly (daemon not running)",
+            Self::Remote { .. } => "through the running daemon",
+        }
+    }
+}
+
+async fn decode<T: serde::de::DeserializeOwned>(r: reqwest::Response) -> Result<T> {
+    let status = r.status();
+    let bytes = r.bytes().await.context("reading the daemon's answer")?;
+    if !status.is_success() {
+        let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+        bail!("{message}");
+    }
+    serde_json::from_slice(&bytes).context("the daemon's answer does not decode")
+}

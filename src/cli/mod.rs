@@ -1,0 +1,172 @@
+//! The command line: parsing and one function per command. Data goes to stdout, messages to
+//! stderr. Exit codes: 0 success, 1 failure (message on stderr), 2 usage error.
+
+pub mod backend;
+pub mod demo;
+pub mod render;
+pub mod run;
+
+use crate::config::Config;
+use crate::domain::{diagram, IntegrationId, OperatorAction, WorkflowId};
+use anyhow::{Context, Result};
+use backend::Backend;
+use clap::{Parser, Subcommand, ValueEnum};
+use render::Format;
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "salary-sync", version, about = "Carries salary changes from the HR system into payroll, durably.")]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(long, short, global = true, env = "SALARY_SYNC_CONFIG", default_value = "salary-sync.toml")]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: admin API, workers, scheduler. Stops cleanly on SIGTERM/SIGINT.
+    Run,
+    /// Ingest the events in FILE (one JSON event or an array), as the webhook would.
+    Submit { file: PathBuf },
+    /// List workflow instances.
+    Dump {
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        integration: Option<String>,
+        #[arg(long)]
+        salary: Option<String>,
+        /// Only instances accepted at or after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Show one instance with its full history.
+    Show {
+        id: WorkflowId,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Re-run a failed instance from pending with a fresh retry budget.
+    Retry {
+        id: WorkflowId,
+        #[arg(long, default_value = "retried by operator")]
+        reason: String,
+    },
+    /// Confirm that a Tripletex record was deleted by hand.
+    Resolve {
+        id: WorkflowId,
+        #[arg(long, default_value = "deleted by hand in payroll")]
+        reason: String,
+    },
+    /// Stop a non-terminal instance: it fails with reason "cancelled by operator".
+    Cancel {
+        id: WorkflowId,
+        #[arg(long, default_value = "cancelled by operator")]
+        reason: String,
+    },
+    /// Print the integration error log.
+    Errors {
+        #[arg(long)]
+        integration: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Print the workflow state diagram, generated from the transition table.
+    Diagram {
+        #[arg(long, value_enum, default_value = "mermaid")]
+        format: DiagramFormat,
+    },
+    /// Start simulators and a daemon on a temporary store, send sample changes that reach
+    /// every terminal state, and print the dump.
+    Demo,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiagramFormat {
+    Mermaid,
+    Dot,
+}
+
+pub async fn main(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Run => run::run(&cli.config).await,
+        Command::Demo => demo::run().await,
+        Command::Diagram { format } => {
+            print!("{}", match format {
+                DiagramFormat::Mermaid => diagram::mermaid(),
+                DiagramFormat::Dot => diagram::dot(),
+            });
+            Ok(())
+        }
+        command => {
+            let config = Config::load(&cli.config).map_err(anyhow::Error::msg)?;
+            let backend = connect(&config).await?;
+            tracing::debug!(mode = backend.mode(), "store reached");
+            store_command(&backend, command).await
+        }
+    }
+}
+
+async fn connect(config: &Config) -> Result<Backend> {
+    let integrations: HashSet<IntegrationId> =
+        config.integrations.iter().filter_map(|i| IntegrationId::parse(&i.id).ok()).collect();
+    Backend::connect(&config.store, integrations, config.retry.clone()).await
+}
+
+async fn store_command(backend: &Backend, command: Command) -> Result<()> {
+    match command {
+        Command::Submit { file } => {
+            let body = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let items = backend.submit(body).await?;
+            let mut refused = 0;
+            for item in &items {
+                let id = item.workflow_id.map(|i| i.to_string()).unwrap_or_else(|| "-".into());
+                let event = item.event_id.as_deref().unwrap_or("-");
+                match &item.error {
+                    Some(e) => {
+                        refused += usize::from(item.outcome != "duplicate");
+                        println!("#{:<3} {:<20} {:<20} {:<8} {}", item.index, event, item.outcome, id, e);
+                    }
+                    None => println!("#{:<3} {:<20} {:<20} {}", item.index, event, item.outcome, id),
+                }
+            }
+            if refused > 0 {
+                anyhow::bail!("{refused} of {} event(s) were not accepted", items.len());
+            }
+            Ok(())
+        }
+        Command::Dump { state, integration, salary, since, format } => {
+            let query = crate::api::admin::ListQuery { state, integration, salary, since };
+            let (items, unreadable) = backend.list(&query).await?;
+            print!("{}", render::instances(&items, format));
+            if unreadable > 0 {
+                eprintln!("warning: {unreadable} stored instance(s) could not be read; the daemon quarantines them when it meets them");
+            }
+            Ok(())
+        }
+        Command::Show { id, format } => {
+            print!("{}", render::shown(&backend.show(id).await?, format));
+            Ok(())
+        }
+        Command::Retry { id, reason } => operate(backend, id, OperatorAction::Retry { reason }).await,
+        Command::Resolve { id, reason } => operate(backend, id, OperatorAction::Resolve { reason }).await,
+        Command::Cancel { id, reason } => operate(backend, id, OperatorAction::Cancel { reason }).await,
+        Command::Errors { integration, format } => {
+            let integration = integration.as_deref().map(IntegrationId::parse).transpose().map_err(anyhow::Error::msg)?;
+            print!("{}", render::errors(&backend.errors(integration.as_ref()).await?, format));
+            Ok(())
+        }
+        Command::Run | Command::Demo | Command::Diagram { .. } => Ok(()),
+    }
+}
+
+async fn operate(backend: &Backend, id: WorkflowId, action: OperatorAction) -> Result<()> {
+    let wf = backend.operate(id, action).await?;
+    println!("{} is now {}", wf.id, wf.state);
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! How instances, histories and the error log are printed: a table for people, JSON and
+//! NDJSON for programs. Data goes to stdout; messages go to stderr. Amounts never appear in
+//! the table (it ends up in tickets and screenshots); `show` and JSON carry the full change.
+
+use crate::api::service::Shown;
+use crate::domain::{State, Workflow};
+use crate::storage::ErrorLogEntry;
+use std::fmt::Write;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Ndjson,
+}
+
+pub fn instances(items: &[Workflow], format: Format) -> String {
+    match format {
+        Format::Json => serde_json::to_string_pretty(items).unwrap_or_default() + "\n",
+        Format::Ndjson => items
+            .iter()
+            .map(|wf| serde_json::to_string(wf).unwrap_or_default() + "\n")
+            .collect(),
+        Format::Table => table(items),
+    }
+}
+
+fn table(items: &[Workflow]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<8} {:<22} {:<18} {:<12} {:<8} {:>3} {:<20} DETAIL",
+        "ID", "STATE", "INTEGRATION", "SALARY", "KIND", "TRY", "UPDATED"
+    );
+    for wf in items {
+        let _ = writeln!(
+            out,
+            "{:<8} {:<22} {:<18} {:<12} {:<8} {:>3} {:<20} {}",
+            wf.id.to_string(),
+            wf.state.as_str(),
+            truncate(wf.change.integration_id.as_str(), 18),
+            truncate(wf.change.salary.id.as_str(), 12),
+            wf.change.kind.as_str(),
+            wf.attempt,
+            wf.updated_at.format("%Y-%m-%dT%H:%M:%SZ"),
+            detail(wf)
+        );
+    }
+    let mut counts: Vec<(State, usize)> = State::ALL.iter().map(|s| (*s, 0)).collect();
+    for wf in items {
+        if let Some(c) = counts.iter_mut().find(|(s, _)| *s == wf.state) {
+            c.1 += 1;
+        }
+    }
+    let summary: Vec<String> = counts.iter().filter(|(_, n)| *n > 0).map(|(s, n)| format!("{s}: {n}")).collect();
+    let _ = writeln!(out, "{} instance(s); {}", items.len(), summary.join(", "));
+    out
+}
+
+/// One line saying why the instance is where it is.
+pub fn detail(wf: &Workflow) -> String {
+    match (wf.state, &wf.last_failure, &wf.record) {
+        (State::Failed, Some(f), _) => format!("[{}] {}", f.code, f.message),
+        (State::ManualDeleteRequired, _, Some(r)) => match &wf.resolution {
+            Some(res) => format!("record {} deleted by hand (confirmed: {})", r.id, res.reason),
+            None => format!("delete record {} by hand in payroll, then `salary-sync resolve {}`", r.id, wf.id),
+        },
+        (State::Sent, _, Some(r)) => format!("payroll record {}", r.id),
+        (_, Some(f), _) => match wf.wake_at {
+            Some(at) => format!("[{}] {}; next attempt {}", f.code, f.message, at.format("%H:%M:%S")),
+            None => format!("[{}] {}", f.code, f.message),
+        },
+        _ => String::new(),
+    }
+}
+
+pub fn shown(s: &Shown, format: Format) -> String {
+    if format != Format::Table {
+        return serde_json::to_string_pretty(s).unwrap_or_default() + "\n";
+    }
+    let wf = &s.workflow;
+    let c = &wf.change;
+    let mut out = String::new();
+    let _ = writeln!(out, "workflow     {}", wf.id);
+    let _ = writeln!(out, "state        {}{}", wf.state, if wf.resolution.is_some() { " (resolved)" } else { "" });
+    let _ = writeln!(out, "integration  {}", c.integration_id);
+    let _ = writeln!(out, "event        {} ({}, occurred {})", c.event_id, c.kind, c.occurred_at);
+    let _ = writeln!(out, "salary       {} of employee {}", c.salary.id, c.salary.employee.hr_id);
+    let _ = writeln!(out, "amount       {} {}", c.salary.pay, c.salary.period_unit.as_str());
+    let _ = writeln!(out, "period       {}", c.salary.period());
+    if let Some(p) = &wf.position {
+        let _ = writeln!(out, "position     employee {} / employment {}", p.employee_id, p.employment_id);
+    }
+    if let Some(r) = &wf.record {
+        let _ = writeln!(out, "record       {}", r.id);
+    }
+    if let Some(at) = wf.wake_at {
+        let _ = writeln!(out, "next step    {at}");
+    }
+    if let Some(f) = &wf.last_failure {
+        let _ = writeln!(out, "last error   {f}");
+        let _ = writeln!(out, "what to do   {}", f.code.runbook());
+    }
+    let _ = writeln!(out, "history:");
+    for h in &s.history {
+        let from = h.from.map_or("-", State::as_str);
+        let _ = writeln!(
+            out,
+            "  #{:<3} {} {:>22} -> {:<22} try {:<2} {:<24} {}",
+            h.seq,
+            h.at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+            from,
+            h.to.as_str(),
+            h.attempt,
+            h.event,
+            h.detail
+        );
+        if let Some(f) = &h.failure {
+            if let Some(vendor) = &f.vendor_message {
+                let _ = writeln!(
+                    out,
+                    "        payroll said: {} (code {}, request {})",
+                    vendor,
+                    f.vendor_code.as_deref().unwrap_or("-"),
+                    f.request_id.as_deref().unwrap_or("-")
+                );
+            }
+        }
+    }
+    out
+}
+
+pub fn errors(entries: &[ErrorLogEntry], format: Format) -> String {
+    if format != Format::Table {
+        return serde_json::to_string_pretty(entries).unwrap_or_default() + "\n";
+    }
+    let mut out = String::new();
+    for e in entries {
+        let _ = writeln!(
+            out,
+            "{}  {}  {}  salary {}  {}\n    what to do: {}",
+            e.at.format("%Y-%m-%dT%H:%M:%SZ"),
+            e.integration,
+            e.workflow_id,
+            e.salary_id,
+            e.failure,
+            e.failure.code.runbook()
+        );
+    }
+    let _ = writeln!(out, "{} error(s)", entries.len());
+    out
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        s.chars().take(n.saturating_sub(1)).collect::<String>() + "…"
+    }
+}

@@ -1,0 +1,48 @@
+//! `salary-sync run`: the daemon, until SIGTERM or SIGINT.
+
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::daemon::{self, DaemonSettings};
+use anyhow::{Context, Result};
+use std::path::Path;
+use std::sync::Arc;
+use tracing::info;
+
+pub async fn run(config_path: &Path) -> Result<()> {
+    let config = Config::load(config_path).map_err(anyhow::Error::msg)?;
+    let connectors = crate::daemon::connectors_from_config(&config).map_err(anyhow::Error::msg)?;
+    let settings = DaemonSettings {
+        store: config.store.clone(),
+        admin_listen: config.admin_listen,
+        engine: config.engine_settings(),
+    };
+    let running = daemon::start(settings, connectors, Arc::new(SystemClock))
+        .await
+        .context("the daemon could not start")?;
+    println!("salary-sync running; admin API on {}", running.admin_addr);
+    wait_for_stop_signal().await;
+    info!("stop signal received; finishing in-flight steps");
+    running.stop().await?;
+    Ok(())
+}
+
+#[cfg(unix)]
+async fn wait_for_stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_stop_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}

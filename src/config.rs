@@ -1,0 +1,195 @@
+//! The daemon's configuration: one TOML file. Credentials are never in the file itself: each
+//! names an environment variable or a file to read them from.
+//!
+//! Every check names the key it refuses, so a bad config stops start-up with a message an
+//! operator can act on.
+
+use crate::engine::{EngineSettings, RetrySettings};
+use crate::secret::Secret;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The store directory (created if missing).
+    pub store: PathBuf,
+    /// Where the admin API listens; loopback by default.
+    #[serde(default = "default_admin_listen")]
+    pub admin_listen: SocketAddr,
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+    #[serde(default = "default_grace_ms")]
+    pub shutdown_grace_ms: u64,
+    #[serde(default)]
+    pub retry: RetrySettings,
+    #[serde(default, rename = "integration")]
+    pub integrations: Vec<IntegrationConfig>,
+}
+
+/// One customer's payroll system.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationConfig {
+    pub id: String,
+    #[serde(flatten)]
+    pub system: SystemConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "system", rename_all = "kebab-case")]
+pub enum SystemConfig {
+    Tripletex {
+        /// e.g. `https://tripletex.no/v2`
+        base_url: String,
+        consumer_token: SecretSource,
+        employee_token: SecretSource,
+        /// Basic-auth user: `0` for the token's own company, or a client company id.
+        #[serde(default)]
+        company: Option<String>,
+    },
+}
+
+/// Where a credential is read from.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSource {
+    pub env: Option<String>,
+    pub file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.env, &self.file) {
+            (Some(e), _) => write!(f, "env:{e}"),
+            (None, Some(p)) => write!(f, "file:{}", p.display()),
+            (None, None) => write!(f, "(unset)"),
+        }
+    }
+}
+
+impl SecretSource {
+    /// Reads the credential. The error names the key and the source, never the value.
+    pub fn load(&self, key: &str) -> Result<Secret, String> {
+        let value = match (&self.env, &self.file) {
+            (Some(var), None) => std::env::var(var)
+                .map_err(|_| format!("{key}: environment variable {var} is not set"))?,
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| format!("{key}: cannot read {}: {e}", path.display()))?,
+            _ => return Err(format!("{key}: give exactly one of `env = \"VAR\"` or `file = \"/path\"`")),
+        };
+        let value = value.trim().to_owned();
+        if value.is_empty() {
+            return Err(format!("{key}: the credential is empty"));
+        }
+        Ok(Secret::new(value))
+    }
+}
+
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7171))
+}
+
+fn default_workers() -> usize {
+    16
+}
+
+fn default_grace_ms() -> u64 {
+    10_000
+}
+
+impl Config {
+    /// Reads and checks the file.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("config {}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.workers == 0 || self.workers > 4096 {
+            return Err("workers must be between 1 and 4096".into());
+        }
+        self.retry.validate()?;
+        let mut seen = std::collections::HashSet::new();
+        for (i, integration) in self.integrations.iter().enumerate() {
+            crate::domain::IntegrationId::parse(&integration.id)
+                .map_err(|e| format!("integration[{i}].id: {e}"))?;
+            if !seen.insert(&integration.id) {
+                return Err(format!("integration[{i}].id: `{}` appears twice", integration.id));
+            }
+            match &integration.system {
+                SystemConfig::Tripletex { base_url, .. } => {
+                    if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+                        return Err(format!("integration[{i}].base_url: `{base_url}` is not an http(s) URL"));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn engine_settings(&self) -> EngineSettings {
+        EngineSettings {
+            workers: self.workers,
+            retry: self.retry.clone(),
+            shutdown_grace: Duration::from_millis(self.shutdown_grace_ms),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+store = "/tmp/s"
+[[integration]]
+id = "acme-tripletex"
+system = "tripletex"
+base_url = "https://tripletex.no/v2"
+consumer_token = { env = "ACME_CONSUMER" }
+employee_token = { file = "/etc/salary-sync/acme-employee" }
+"#;
+
+    #[test]
+    fn a_good_config_parses_with_defaults() {
+        let c = Config::parse(GOOD).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.integrations.len(), 1);
+        assert_eq!(c.admin_listen.to_string(), "127.0.0.1:7171");
+        assert_eq!(c.retry, RetrySettings::default());
+    }
+
+    #[test]
+    fn bad_configs_name_the_key() {
+        let unknown = format!("{GOOD}\nwokers = 3\n");
+        assert!(Config::parse(&unknown).unwrap_err().contains("wokers"));
+        let zero = GOOD.replace("store = \"/tmp/s\"", "store = \"/tmp/s\"\nworkers = 0");
+        assert!(Config::parse(&zero).unwrap_err().contains("workers"));
+        let url = GOOD.replace("https://tripletex.no/v2", "tripletex.no");
+        assert!(Config::parse(&url).unwrap_err().contains("base_url"));
+        let inline = GOOD.replace("{ env = \"ACME_CONSUMER\" }", "\"literal-token\"");
+        assert!(Config::parse(&inline).is_err());
+    }
+
+    #[test]
+    fn a_secret_source_never_shows_the_value() {
+        let src = SecretSource { env: Some("SALARY_SYNC_TEST_SECRET_X".into()), file: None };
+        assert!(src.load("k").unwrap_err().contains("SALARY_SYNC_TEST_SECRET_X"));
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("t");
+        std::fs::write(&path, "s3cr3t\n").unwrap_or_else(|e| panic!("{e}"));
+        let src = SecretSource { env: None, file: Some(path) };
+        let secret = src.load("k").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(secret.expose(), "s3cr3t");
+        assert!(!format!("{secret:?} {src:?}").contains("s3cr3t"));
+    }
+}

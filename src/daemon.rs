@@ -1,0 +1,141 @@
+//! Assembles a running daemon: the store, the engine and the admin API, with one stop signal
+//! that every part watches. `start` is used by `salary-sync run`, by `demo` and by the tests.
+
+use crate::api::admin::{self, AdminState, Discovery};
+use crate::clock::Clock;
+use crate::connectors::Connector;
+use crate::domain::IntegrationId;
+use crate::engine::{Engine, EngineSettings};
+use crate::storage::{self, Store};
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{error, info};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Storage(#[from] storage::Error),
+    #[error("cannot listen on {addr} for the admin API: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot write {path}: {source}")]
+    Discovery { path: String, source: std::io::Error },
+    #[error("a task of the daemon failed: {0}")]
+    Task(String),
+}
+
+pub struct DaemonSettings {
+    pub store: PathBuf,
+    pub admin_listen: SocketAddr,
+    pub engine: EngineSettings,
+}
+
+/// A daemon started by `start`; stop it with `stop`.
+pub struct RunningDaemon {
+    pub admin_addr: SocketAddr,
+    pub engine: Engine,
+    store_path: PathBuf,
+    stop: watch::Sender<bool>,
+    engine_task: JoinHandle<Result<(), storage::Error>>,
+    admin_task: JoinHandle<std::io::Result<()>>,
+}
+
+pub async fn start(
+    settings: DaemonSettings,
+    connectors: HashMap<IntegrationId, Arc<dyn Connector>>,
+    clock: Arc<dyn Clock>,
+) -> Result<RunningDaemon, Error> {
+    std::fs::create_dir_all(&settings.store).map_err(|e| storage::Error::Io(format!("cannot create {}: {e}", settings.store.display())))?;
+    let store = Arc::new(Store::open(&settings.store)?);
+    let (stop, stop_rx) = watch::channel(false);
+    let integrations: HashSet<IntegrationId> = connectors.keys().cloned().collect();
+    let engine = Engine::new(Arc::clone(&store), connectors, Arc::clone(&clock), settings.engine, stop_rx.clone());
+    let listener = tokio::net::TcpListener::bind(settings.admin_listen)
+        .await
+        .map_err(|source| Error::Listen { addr: settings.admin_listen, source })?;
+    let admin_addr = listener.local_addr().map_err(|source| Error::Listen { addr: settings.admin_listen, source })?;
+    let token = random_token();
+    let discovery = Discovery { addr: admin_addr, pid: std::process::id(), token: token.clone() };
+    discovery.write(&settings.store).map_err(|source| Error::Discovery {
+        path: Discovery::path(&settings.store).display().to_string(),
+        source,
+    })?;
+    let state = AdminState {
+        engine: engine.clone(),
+        integrations: Arc::new(integrations),
+        clock,
+        token: token.into(),
+    };
+    let router = admin::router(state);
+    let mut admin_stop = stop_rx.clone();
+    let admin_task = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = admin_stop.wait_for(|stopping| *stopping).await;
+            })
+            .await
+    });
+    let runner = engine.clone();
+    let engine_task = tokio::spawn(async move { runner.run().await });
+    info!(admin = %admin_addr, store = %settings.store.display(), "daemon started");
+    Ok(RunningDaemon { admin_addr, engine, store_path: settings.store, stop, engine_task, admin_task })
+}
+
+impl RunningDaemon {
+    /// Stops intake and the engine, waits for both (in-flight steps get the grace period),
+    /// removes the discovery file. Every committed write is already durable.
+    pub async fn stop(self) -> Result<(), Error> {
+        let _ = self.stop.send(true);
+        let engine = self.engine_task.await.map_err(|e| Error::Task(e.to_string()))?;
+        let admin = self.admin_task.await.map_err(|e| Error::Task(e.to_string()))?;
+        Discovery::remove(&self.store_path);
+        if let Err(e) = &admin {
+            error!(error = %e, "admin API stopped with an error");
+        }
+        engine?;
+        info!("daemon stopped");
+        Ok(())
+    }
+
+    /// Resolves when the engine stops on its own (a storage failure).
+    pub fn engine_finished(&self) -> bool {
+        self.engine_task.is_finished()
+    }
+}
+
+fn random_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Builds one connector per configured integration, reading each credential from its source.
+/// The error names the key; it never holds a credential.
+pub fn connectors_from_config(
+    config: &crate::config::Config,
+) -> Result<HashMap<IntegrationId, Arc<dyn Connector>>, String> {
+    use crate::config::SystemConfig;
+    use crate::connectors::http::{client, ClientSettings};
+    use crate::connectors::tripletex::{TripletexConfig, TripletexConnector};
+    let http = client(&ClientSettings::default()).map_err(|e| e.to_string())?;
+    let mut out: HashMap<IntegrationId, Arc<dyn Connector>> = HashMap::new();
+    for (i, integration) in config.integrations.iter().enumerate() {
+        let id = IntegrationId::parse(&integration.id).map_err(|e| format!("integration[{i}].id: {e}"))?;
+        let connector: Arc<dyn Connector> = match &integration.system {
+            SystemConfig::Tripletex { base_url, consumer_token, employee_token, company } => {
+                let config = TripletexConfig {
+                    base_url: base_url.clone(),
+                    consumer_token: consumer_token.load(&format!("integration[{i}].consumer_token"))?,
+                    employee_token: employee_token.load(&format!("integration[{i}].employee_token"))?,
+                    company: company.clone(),
+                    session_days: 1,
+                };
+                Arc::new(TripletexConnector::new(config, http.clone()))
+            }
+        };
+        out.insert(id, connector);
+    }
+    Ok(out)
+}

@@ -1,0 +1,6 @@
+//! The integration tests: one binary, real processes, real HTTP on loopback, real sled stores.
+
+mod cli;
+mod crash;
+mod e2e;
+mod support;
