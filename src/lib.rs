@@ -1,1 +1,3 @@
 //! salary-sync
+
+pub mod simulators;
