@@ -1,3 +1,4 @@
 //! salary-sync
 pub mod connectors;
 pub mod domain;
+pub mod secret;
