@@ -2,3 +2,4 @@
 pub mod connectors;
 pub mod domain;
 pub mod secret;
+pub mod simulators;
