@@ -5,6 +5,7 @@
 //! says whether to retry (and not before when), fail, or wait for a human.
 
 pub mod error;
+pub mod http;
 pub mod tripletex;
 
 pub use error::Error;

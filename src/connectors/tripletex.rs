@@ -1,1 +1,0 @@
-//! Tripletex connector (in progress).
