@@ -29,19 +29,12 @@ pub struct Config {
     pub integrations: Vec<IntegrationConfig>,
 }
 
-/// One customer's payroll system.
+/// One customer's payroll system, tagged by `system`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IntegrationConfig {
-    pub id: String,
-    #[serde(flatten)]
-    pub system: SystemConfig,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "system", rename_all = "kebab-case")]
-pub enum SystemConfig {
+#[serde(tag = "system", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum IntegrationConfig {
     Tripletex {
+        id: String,
         /// e.g. `https://tripletex.no/v2`
         base_url: String,
         consumer_token: SecretSource,
@@ -70,6 +63,14 @@ impl std::fmt::Debug for SecretSource {
     }
 }
 
+impl IntegrationConfig {
+    pub fn id(&self) -> &str {
+        match self {
+            Self::Tripletex { id, .. } => id,
+        }
+    }
+}
+
 impl SecretSource {
     /// Reads the credential. The error names the key and the source, never the value.
     pub fn load(&self, key: &str) -> Result<Secret, String> {
@@ -78,7 +79,11 @@ impl SecretSource {
                 .map_err(|_| format!("{key}: environment variable {var} is not set"))?,
             (None, Some(path)) => std::fs::read_to_string(path)
                 .map_err(|e| format!("{key}: cannot read {}: {e}", path.display()))?,
-            _ => return Err(format!("{key}: give exactly one of `env = \"VAR\"` or `file = \"/path\"`")),
+            _ => {
+                return Err(format!(
+                    "{key}: give exactly one of `env = \"VAR\"` or `file = \"/path\"`"
+                ))
+            }
         };
         let value = value.trim().to_owned();
         if value.is_empty() {
@@ -121,15 +126,20 @@ impl Config {
         self.retry.validate()?;
         let mut seen = std::collections::HashSet::new();
         for (i, integration) in self.integrations.iter().enumerate() {
-            crate::domain::IntegrationId::parse(&integration.id)
+            crate::domain::IntegrationId::parse(integration.id())
                 .map_err(|e| format!("integration[{i}].id: {e}"))?;
-            if !seen.insert(&integration.id) {
-                return Err(format!("integration[{i}].id: `{}` appears twice", integration.id));
+            if !seen.insert(integration.id()) {
+                return Err(format!(
+                    "integration[{i}].id: `{}` appears twice",
+                    integration.id()
+                ));
             }
-            match &integration.system {
-                SystemConfig::Tripletex { base_url, .. } => {
+            match integration {
+                IntegrationConfig::Tripletex { base_url, .. } => {
                     if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
-                        return Err(format!("integration[{i}].base_url: `{base_url}` is not an http(s) URL"));
+                        return Err(format!(
+                            "integration[{i}].base_url: `{base_url}` is not an http(s) URL"
+                        ));
                     }
                 }
             }
@@ -182,12 +192,21 @@ employee_token = { file = "/etc/salary-sync/acme-employee" }
 
     #[test]
     fn a_secret_source_never_shows_the_value() {
-        let src = SecretSource { env: Some("SALARY_SYNC_TEST_SECRET_X".into()), file: None };
-        assert!(src.load("k").unwrap_err().contains("SALARY_SYNC_TEST_SECRET_X"));
+        let src = SecretSource {
+            env: Some("SALARY_SYNC_TEST_SECRET_X".into()),
+            file: None,
+        };
+        assert!(src
+            .load("k")
+            .unwrap_err()
+            .contains("SALARY_SYNC_TEST_SECRET_X"));
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("t");
         std::fs::write(&path, "s3cr3t\n").unwrap_or_else(|e| panic!("{e}"));
-        let src = SecretSource { env: None, file: Some(path) };
+        let src = SecretSource {
+            env: None,
+            file: Some(path),
+        };
         let secret = src.load("k").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(secret.expose(), "s3cr3t");
         assert!(!format!("{secret:?} {src:?}").contains("s3cr3t"));

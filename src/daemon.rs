@@ -20,9 +20,15 @@ pub enum Error {
     #[error(transparent)]
     Storage(#[from] storage::Error),
     #[error("cannot listen on {addr} for the admin API: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot write {path}: {source}")]
-    Discovery { path: String, source: std::io::Error },
+    Discovery {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("a task of the daemon failed: {0}")]
     Task(String),
 }
@@ -48,21 +54,41 @@ pub async fn start(
     connectors: HashMap<IntegrationId, Arc<dyn Connector>>,
     clock: Arc<dyn Clock>,
 ) -> Result<RunningDaemon, Error> {
-    std::fs::create_dir_all(&settings.store).map_err(|e| storage::Error::Io(format!("cannot create {}: {e}", settings.store.display())))?;
+    std::fs::create_dir_all(&settings.store).map_err(|e| {
+        storage::Error::Io(format!("cannot create {}: {e}", settings.store.display()))
+    })?;
     let store = Arc::new(Store::open(&settings.store)?);
     let (stop, stop_rx) = watch::channel(false);
     let integrations: HashSet<IntegrationId> = connectors.keys().cloned().collect();
-    let engine = Engine::new(Arc::clone(&store), connectors, Arc::clone(&clock), settings.engine, stop_rx.clone());
+    let engine = Engine::new(
+        Arc::clone(&store),
+        connectors,
+        Arc::clone(&clock),
+        settings.engine,
+        stop_rx.clone(),
+    );
     let listener = tokio::net::TcpListener::bind(settings.admin_listen)
         .await
-        .map_err(|source| Error::Listen { addr: settings.admin_listen, source })?;
-    let admin_addr = listener.local_addr().map_err(|source| Error::Listen { addr: settings.admin_listen, source })?;
-    let token = random_token();
-    let discovery = Discovery { addr: admin_addr, pid: std::process::id(), token: token.clone() };
-    discovery.write(&settings.store).map_err(|source| Error::Discovery {
-        path: Discovery::path(&settings.store).display().to_string(),
+        .map_err(|source| Error::Listen {
+            addr: settings.admin_listen,
+            source,
+        })?;
+    let admin_addr = listener.local_addr().map_err(|source| Error::Listen {
+        addr: settings.admin_listen,
         source,
     })?;
+    let token = random_token();
+    let discovery = Discovery {
+        addr: admin_addr,
+        pid: std::process::id(),
+        token: token.clone(),
+    };
+    discovery
+        .write(&settings.store)
+        .map_err(|source| Error::Discovery {
+            path: Discovery::path(&settings.store).display().to_string(),
+            source,
+        })?;
     let state = AdminState {
         engine: engine.clone(),
         integrations: Arc::new(integrations),
@@ -81,7 +107,14 @@ pub async fn start(
     let runner = engine.clone();
     let engine_task = tokio::spawn(async move { runner.run().await });
     info!(admin = %admin_addr, store = %settings.store.display(), "daemon started");
-    Ok(RunningDaemon { admin_addr, engine, store_path: settings.store, stop, engine_task, admin_task })
+    Ok(RunningDaemon {
+        admin_addr,
+        engine,
+        store_path: settings.store,
+        stop,
+        engine_task,
+        admin_task,
+    })
 }
 
 impl RunningDaemon {
@@ -89,8 +122,14 @@ impl RunningDaemon {
     /// removes the discovery file. Every committed write is already durable.
     pub async fn stop(self) -> Result<(), Error> {
         let _ = self.stop.send(true);
-        let engine = self.engine_task.await.map_err(|e| Error::Task(e.to_string()))?;
-        let admin = self.admin_task.await.map_err(|e| Error::Task(e.to_string()))?;
+        let engine = self
+            .engine_task
+            .await
+            .map_err(|e| Error::Task(e.to_string()))?;
+        let admin = self
+            .admin_task
+            .await
+            .map_err(|e| Error::Task(e.to_string()))?;
         Discovery::remove(&self.store_path);
         if let Err(e) = &admin {
             error!(error = %e, "admin API stopped with an error");
@@ -116,19 +155,28 @@ fn random_token() -> String {
 pub fn connectors_from_config(
     config: &crate::config::Config,
 ) -> Result<HashMap<IntegrationId, Arc<dyn Connector>>, String> {
-    use crate::config::SystemConfig;
+    use crate::config::IntegrationConfig;
     use crate::connectors::http::{client, ClientSettings};
     use crate::connectors::tripletex::{TripletexConfig, TripletexConnector};
     let http = client(&ClientSettings::default()).map_err(|e| e.to_string())?;
     let mut out: HashMap<IntegrationId, Arc<dyn Connector>> = HashMap::new();
     for (i, integration) in config.integrations.iter().enumerate() {
-        let id = IntegrationId::parse(&integration.id).map_err(|e| format!("integration[{i}].id: {e}"))?;
-        let connector: Arc<dyn Connector> = match &integration.system {
-            SystemConfig::Tripletex { base_url, consumer_token, employee_token, company } => {
+        let id = IntegrationId::parse(integration.id())
+            .map_err(|e| format!("integration[{i}].id: {e}"))?;
+        let connector: Arc<dyn Connector> = match integration {
+            IntegrationConfig::Tripletex {
+                base_url,
+                consumer_token,
+                employee_token,
+                company,
+                ..
+            } => {
                 let config = TripletexConfig {
                     base_url: base_url.clone(),
-                    consumer_token: consumer_token.load(&format!("integration[{i}].consumer_token"))?,
-                    employee_token: employee_token.load(&format!("integration[{i}].employee_token"))?,
+                    consumer_token: consumer_token
+                        .load(&format!("integration[{i}].consumer_token"))?,
+                    employee_token: employee_token
+                        .load(&format!("integration[{i}].employee_token"))?,
                     company: company.clone(),
                     session_days: 1,
                 };

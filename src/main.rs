@@ -12,10 +12,16 @@ fn main() -> ExitCode {
         _ => "info",
     };
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("SALARY_SYNC_LOG").unwrap_or_else(|_| EnvFilter::new(default_filter)))
+        .with_env_filter(
+            EnvFilter::try_from_env("SALARY_SYNC_LOG")
+                .unwrap_or_else(|_| EnvFilter::new(default_filter)),
+        )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -57,7 +57,11 @@ impl Discovery {
             options.mode(0o600);
         }
         let mut file = options.open(&tmp)?;
-        file.write_all(serde_json::to_string(self).map_err(std::io::Error::other)?.as_bytes())?;
+        file.write_all(
+            serde_json::to_string(self)
+                .map_err(std::io::Error::other)?
+                .as_bytes(),
+        )?;
         file.sync_all()?;
         std::fs::rename(tmp, path)
     }
@@ -88,7 +92,11 @@ pub fn router(state: AdminState) -> Router {
         .with_state(state)
 }
 
-async fn require_token(AxState(state): AxState<AdminState>, request: Request, next: Next) -> Response {
+async fn require_token(
+    AxState(state): AxState<AdminState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let given = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -98,7 +106,10 @@ async fn require_token(AxState(state): AxState<AdminState>, request: Request, ne
     if constant_time_eq(given.as_bytes(), state.token.as_bytes()) {
         next.run(request).await
     } else {
-        problem(StatusCode::UNAUTHORIZED, "missing or wrong admin token (see admin.json in the store directory)")
+        problem(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong admin token (see admin.json in the store directory)",
+        )
     }
 }
 
@@ -121,11 +132,19 @@ async fn health(AxState(state): AxState<AdminState>) -> Response {
         .into_iter()
         .map(|(id, f)| json!({ "integration": id, "error": f.to_string() }))
         .collect();
-    Json(json!({ "status": "ok", "pid": std::process::id(), "unhealthy_integrations": unhealthy })).into_response()
+    Json(json!({ "status": "ok", "pid": std::process::id(), "unhealthy_integrations": unhealthy }))
+        .into_response()
 }
 
 async fn submit(AxState(state): AxState<AdminState>, body: Bytes) -> Response {
-    match service::submit(state.engine.store(), &state.integrations, &body, state.clock.as_ref()).await {
+    match service::submit(
+        state.engine.store(),
+        &state.integrations,
+        &body,
+        state.clock.as_ref(),
+    )
+    .await
+    {
         Ok(items) => {
             state.engine.notify();
             Json(items).into_response()
@@ -147,8 +166,16 @@ impl ListQuery {
     pub fn to_filter(&self) -> Result<Filter, String> {
         Ok(Filter {
             state: self.state.as_deref().map(State::parse).transpose()?,
-            integration: self.integration.as_deref().map(IntegrationId::parse).transpose()?,
-            salary: self.salary.as_deref().map(crate::domain::SalaryId::parse).transpose()?,
+            integration: self
+                .integration
+                .as_deref()
+                .map(IntegrationId::parse)
+                .transpose()?,
+            salary: self
+                .salary
+                .as_deref()
+                .map(crate::domain::SalaryId::parse)
+                .transpose()?,
             since: self
                 .since
                 .as_deref()
@@ -168,7 +195,9 @@ async fn list(AxState(state): AxState<AdminState>, Query(q): Query<ListQuery>) -
         Err(m) => return problem(StatusCode::BAD_REQUEST, m),
     };
     match service::list(state.engine.store(), &filter) {
-        Ok((items, unreadable)) => Json(json!({ "instances": items, "unreadable": unreadable })).into_response(),
+        Ok((items, unreadable)) => {
+            Json(json!({ "instances": items, "unreadable": unreadable })).into_response()
+        }
         Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }
@@ -180,7 +209,10 @@ async fn show(AxState(state): AxState<AdminState>, Path(id): Path<String>) -> Re
     };
     match service::show(state.engine.store(), id) {
         Ok(Some(shown)) => Json(shown).into_response(),
-        Ok(None) => problem(StatusCode::NOT_FOUND, format!("workflow {id} does not exist")),
+        Ok(None) => problem(
+            StatusCode::NOT_FOUND,
+            format!("workflow {id} does not exist"),
+        ),
         Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }
@@ -212,17 +244,31 @@ async fn operate(
         "retry" => OperatorAction::Retry { reason },
         "resolve" => OperatorAction::Resolve { reason },
         "cancel" => OperatorAction::Cancel { reason },
-        other => return problem(StatusCode::NOT_FOUND, format!("no action `{other}` (retry, resolve, cancel)")),
+        other => {
+            return problem(
+                StatusCode::NOT_FOUND,
+                format!("no action `{other}` (retry, resolve, cancel)"),
+            )
+        }
     };
     let store = state.engine.store();
-    match service::operate(store, id, action, state.clock.as_ref(), state.engine.retry_policy()).await {
+    match service::operate(
+        store,
+        id,
+        action,
+        state.clock.as_ref(),
+        state.engine.retry_policy(),
+    )
+    .await
+    {
         Ok(wf) => {
             state.engine.notify();
             Json(wf).into_response()
         }
-        Err(crate::engine::operator::Error::NotFound(id)) => {
-            problem(StatusCode::NOT_FOUND, format!("workflow {id} does not exist"))
-        }
+        Err(crate::engine::operator::Error::NotFound(id)) => problem(
+            StatusCode::NOT_FOUND,
+            format!("workflow {id} does not exist"),
+        ),
         Err(crate::engine::operator::Error::Refused(m)) => problem(StatusCode::CONFLICT, m),
         Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
@@ -234,7 +280,12 @@ struct ErrorsQuery {
 }
 
 async fn errors(AxState(state): AxState<AdminState>, Query(q): Query<ErrorsQuery>) -> Response {
-    let integration = match q.integration.as_deref().map(IntegrationId::parse).transpose() {
+    let integration = match q
+        .integration
+        .as_deref()
+        .map(IntegrationId::parse)
+        .transpose()
+    {
         Ok(i) => i,
         Err(m) => return problem(StatusCode::BAD_REQUEST, m),
     };

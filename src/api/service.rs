@@ -3,7 +3,9 @@
 
 use crate::clock::Clock;
 use crate::domain::change::parse_batch;
-use crate::domain::{HistoryEntry, IntegrationId, OperatorAction, RetryPolicy, Workflow, WorkflowId};
+use crate::domain::{
+    HistoryEntry, IntegrationId, OperatorAction, RetryPolicy, Workflow, WorkflowId,
+};
 use crate::engine::operator;
 use crate::storage::{self, ErrorLogEntry, Filter, IngestOutcome, Store};
 use serde::{Deserialize, Serialize};
@@ -49,13 +51,18 @@ pub async fn submit(
                 workflow_id: None,
                 error: Some(e.to_string()),
             }),
-            Ok(change) if !integrations.contains(&change.integration_id) => items.push(SubmitItem {
-                index,
-                event_id: Some(change.event_id.to_string()),
-                outcome: "unknown-integration".into(),
-                workflow_id: None,
-                error: Some(format!("integration {} is not configured", change.integration_id)),
-            }),
+            Ok(change) if !integrations.contains(&change.integration_id) => {
+                items.push(SubmitItem {
+                    index,
+                    event_id: Some(change.event_id.to_string()),
+                    outcome: "unknown-integration".into(),
+                    workflow_id: None,
+                    error: Some(format!(
+                        "integration {} is not configured",
+                        change.integration_id
+                    )),
+                })
+            }
             Ok(change) => {
                 items.push(SubmitItem {
                     index,
@@ -79,7 +86,9 @@ pub async fn submit(
                 IngestOutcome::Conflict(id) => (
                     "conflict",
                     id,
-                    Some(format!("event id was already used by {id} with a different body; nothing stored")),
+                    Some(format!(
+                        "event id was already used by {id} with a different body; nothing stored"
+                    )),
                 ),
             };
             item.outcome = name.into();
@@ -114,7 +123,10 @@ pub struct Shown {
 pub fn show(store: &Store, id: WorkflowId) -> Result<Option<Shown>, storage::Error> {
     match store.get(id)? {
         None => Ok(None),
-        Some(workflow) => Ok(Some(Shown { history: store.history(id)?, workflow })),
+        Some(workflow) => Ok(Some(Shown {
+            history: store.history(id)?,
+            workflow,
+        })),
     }
 }
 
@@ -128,6 +140,9 @@ pub async fn operate(
     operator::apply(store, id, action, clock, policy).await
 }
 
-pub fn errors(store: &Store, integration: Option<&IntegrationId>) -> Result<Vec<ErrorLogEntry>, storage::Error> {
+pub fn errors(
+    store: &Store,
+    integration: Option<&IntegrationId>,
+) -> Result<Vec<ErrorLogEntry>, storage::Error> {
     store.errors(integration)
 }

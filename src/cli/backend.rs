@@ -13,15 +13,29 @@ use std::path::Path;
 use std::time::Duration;
 
 pub enum Backend {
-    Direct { store: Store, integrations: HashSet<IntegrationId>, retry: RetrySettings },
-    Remote { client: reqwest::Client, base: String, token: String },
+    Direct {
+        store: Store,
+        integrations: HashSet<IntegrationId>,
+        retry: RetrySettings,
+    },
+    Remote {
+        client: reqwest::Client,
+        base: String,
+        token: String,
+    },
 }
 
 impl Backend {
     /// Finds the daemon for `store_path`, or opens the store.
-    pub async fn connect(store_path: &Path, integrations: HashSet<IntegrationId>, retry: RetrySettings) -> Result<Self> {
+    pub async fn connect(
+        store_path: &Path,
+        integrations: HashSet<IntegrationId>,
+        retry: RetrySettings,
+    ) -> Result<Self> {
         if let Some(d) = Discovery::read(store_path) {
-            let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()?;
             let base = format!("http://{}", d.addr);
             let alive = client
                 .get(format!("{base}/admin/v1/health"))
@@ -31,11 +45,18 @@ impl Backend {
                 .await
                 .is_ok_and(|r| r.status().is_success());
             if alive {
-                return Ok(Self::Remote { client, base, token: d.token });
+                return Ok(Self::Remote {
+                    client,
+                    base,
+                    token: d.token,
+                });
             }
         }
         if !store_path.exists() {
-            bail!("no store at {} (has the daemon ever run with this config?)", store_path.display());
+            bail!(
+                "no store at {} (has the daemon ever run with this config?)",
+                store_path.display()
+            );
         }
         match Store::open(store_path) {
             Ok(store) => Ok(Self::Direct { store, integrations, retry }),
@@ -48,9 +69,22 @@ impl Backend {
 
     pub async fn submit(&self, body: Vec<u8>) -> Result<Vec<SubmitItem>> {
         match self {
-            Self::Direct { store, integrations, .. } => Ok(service::submit(store, integrations, &body, &SystemClock).await?),
-            Self::Remote { client, base, token } => {
-                let r = client.post(format!("{base}/admin/v1/events")).bearer_auth(token).body(body).send().await?;
+            Self::Direct {
+                store,
+                integrations,
+                ..
+            } => Ok(service::submit(store, integrations, &body, &SystemClock).await?),
+            Self::Remote {
+                client,
+                base,
+                token,
+            } => {
+                let r = client
+                    .post(format!("{base}/admin/v1/events"))
+                    .bearer_auth(token)
+                    .body(body)
+                    .send()
+                    .await?;
                 decode(r).await
             }
         }
@@ -62,8 +96,17 @@ impl Backend {
                 let filter: Filter = query.to_filter().map_err(|e| anyhow!(e))?;
                 Ok(service::list(store, &filter)?)
             }
-            Self::Remote { client, base, token } => {
-                let r = client.get(format!("{base}/admin/v1/instances")).bearer_auth(token).query(query).send().await?;
+            Self::Remote {
+                client,
+                base,
+                token,
+            } => {
+                let r = client
+                    .get(format!("{base}/admin/v1/instances"))
+                    .bearer_auth(token)
+                    .query(query)
+                    .send()
+                    .await?;
                 #[derive(serde::Deserialize)]
                 struct Listed {
                     instances: Vec<Workflow>,
@@ -77,9 +120,19 @@ impl Backend {
 
     pub async fn show(&self, id: WorkflowId) -> Result<Shown> {
         match self {
-            Self::Direct { store, .. } => service::show(store, id)?.ok_or_else(|| anyhow!("workflow {id} does not exist")),
-            Self::Remote { client, base, token } => {
-                let r = client.get(format!("{base}/admin/v1/instances/{id}")).bearer_auth(token).send().await?;
+            Self::Direct { store, .. } => {
+                service::show(store, id)?.ok_or_else(|| anyhow!("workflow {id} does not exist"))
+            }
+            Self::Remote {
+                client,
+                base,
+                token,
+            } => {
+                let r = client
+                    .get(format!("{base}/admin/v1/instances/{id}"))
+                    .bearer_auth(token)
+                    .send()
+                    .await?;
                 decode(r).await
             }
         }
@@ -87,8 +140,14 @@ impl Backend {
 
     pub async fn operate(&self, id: WorkflowId, action: OperatorAction) -> Result<Workflow> {
         match self {
-            Self::Direct { store, retry, .. } => Ok(service::operate(store, id, action, &SystemClock, retry).await?),
-            Self::Remote { client, base, token } => {
+            Self::Direct { store, retry, .. } => {
+                Ok(service::operate(store, id, action, &SystemClock, retry).await?)
+            }
+            Self::Remote {
+                client,
+                base,
+                token,
+            } => {
                 let (verb, reason) = match action {
                     OperatorAction::Retry { reason } => ("retry", reason),
                     OperatorAction::Resolve { reason } => ("resolve", reason),
@@ -97,7 +156,9 @@ impl Backend {
                 let r = client
                     .post(format!("{base}/admin/v1/instances/{id}/{verb}"))
                     .bearer_auth(token)
-                    .json(&ActionBody { reason: Some(reason) })
+                    .json(&ActionBody {
+                        reason: Some(reason),
+                    })
                     .send()
                     .await?;
                 decode(r).await
@@ -108,8 +169,14 @@ impl Backend {
     pub async fn errors(&self, integration: Option<&IntegrationId>) -> Result<Vec<ErrorLogEntry>> {
         match self {
             Self::Direct { store, .. } => Ok(service::errors(store, integration)?),
-            Self::Remote { client, base, token } => {
-                let mut req = client.get(format!("{base}/admin/v1/errors")).bearer_auth(token);
+            Self::Remote {
+                client,
+                base,
+                token,
+            } => {
+                let mut req = client
+                    .get(format!("{base}/admin/v1/errors"))
+                    .bearer_auth(token);
                 if let Some(i) = integration {
                     req = req.query(&[("integration", i.as_str())]);
                 }

@@ -16,10 +16,20 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "salary-sync", version, about = "Carries salary changes from the HR system into payroll, durably.")]
+#[command(
+    name = "salary-sync",
+    version,
+    about = "Carries salary changes from the HR system into payroll, durably."
+)]
 pub struct Cli {
     /// The configuration file.
-    #[arg(long, short, global = true, env = "SALARY_SYNC_CONFIG", default_value = "salary-sync.toml")]
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "SALARY_SYNC_CONFIG",
+        default_value = "salary-sync.toml"
+    )]
     pub config: PathBuf,
     #[command(subcommand)]
     pub command: Command,
@@ -97,10 +107,13 @@ pub async fn main(cli: Cli) -> Result<()> {
         Command::Run => run::run(&cli.config).await,
         Command::Demo => demo::run().await,
         Command::Diagram { format } => {
-            print!("{}", match format {
-                DiagramFormat::Mermaid => diagram::mermaid(),
-                DiagramFormat::Dot => diagram::dot(),
-            });
+            print!(
+                "{}",
+                match format {
+                    DiagramFormat::Mermaid => diagram::mermaid(),
+                    DiagramFormat::Dot => diagram::dot(),
+                }
+            );
             Ok(())
         }
         command => {
@@ -113,26 +126,39 @@ pub async fn main(cli: Cli) -> Result<()> {
 }
 
 async fn connect(config: &Config) -> Result<Backend> {
-    let integrations: HashSet<IntegrationId> =
-        config.integrations.iter().filter_map(|i| IntegrationId::parse(&i.id).ok()).collect();
+    let integrations: HashSet<IntegrationId> = config
+        .integrations
+        .iter()
+        .filter_map(|i| IntegrationId::parse(i.id()).ok())
+        .collect();
     Backend::connect(&config.store, integrations, config.retry.clone()).await
 }
 
 async fn store_command(backend: &Backend, command: Command) -> Result<()> {
     match command {
         Command::Submit { file } => {
-            let body = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let body =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let items = backend.submit(body).await?;
             let mut refused = 0;
             for item in &items {
-                let id = item.workflow_id.map(|i| i.to_string()).unwrap_or_else(|| "-".into());
+                let id = item
+                    .workflow_id
+                    .map(|i| i.to_string())
+                    .unwrap_or_else(|| "-".into());
                 let event = item.event_id.as_deref().unwrap_or("-");
                 match &item.error {
                     Some(e) => {
                         refused += usize::from(item.outcome != "duplicate");
-                        println!("#{:<3} {:<20} {:<20} {:<8} {}", item.index, event, item.outcome, id, e);
+                        println!(
+                            "#{:<3} {:<20} {:<20} {:<8} {}",
+                            item.index, event, item.outcome, id, e
+                        );
                     }
-                    None => println!("#{:<3} {:<20} {:<20} {}", item.index, event, item.outcome, id),
+                    None => println!(
+                        "#{:<3} {:<20} {:<20} {}",
+                        item.index, event, item.outcome, id
+                    ),
                 }
             }
             if refused > 0 {
@@ -140,8 +166,19 @@ async fn store_command(backend: &Backend, command: Command) -> Result<()> {
             }
             Ok(())
         }
-        Command::Dump { state, integration, salary, since, format } => {
-            let query = crate::api::admin::ListQuery { state, integration, salary, since };
+        Command::Dump {
+            state,
+            integration,
+            salary,
+            since,
+            format,
+        } => {
+            let query = crate::api::admin::ListQuery {
+                state,
+                integration,
+                salary,
+                since,
+            };
             let (items, unreadable) = backend.list(&query).await?;
             print!("{}", render::instances(&items, format));
             if unreadable > 0 {
@@ -153,12 +190,28 @@ async fn store_command(backend: &Backend, command: Command) -> Result<()> {
             print!("{}", render::shown(&backend.show(id).await?, format));
             Ok(())
         }
-        Command::Retry { id, reason } => operate(backend, id, OperatorAction::Retry { reason }).await,
-        Command::Resolve { id, reason } => operate(backend, id, OperatorAction::Resolve { reason }).await,
-        Command::Cancel { id, reason } => operate(backend, id, OperatorAction::Cancel { reason }).await,
-        Command::Errors { integration, format } => {
-            let integration = integration.as_deref().map(IntegrationId::parse).transpose().map_err(anyhow::Error::msg)?;
-            print!("{}", render::errors(&backend.errors(integration.as_ref()).await?, format));
+        Command::Retry { id, reason } => {
+            operate(backend, id, OperatorAction::Retry { reason }).await
+        }
+        Command::Resolve { id, reason } => {
+            operate(backend, id, OperatorAction::Resolve { reason }).await
+        }
+        Command::Cancel { id, reason } => {
+            operate(backend, id, OperatorAction::Cancel { reason }).await
+        }
+        Command::Errors {
+            integration,
+            format,
+        } => {
+            let integration = integration
+                .as_deref()
+                .map(IntegrationId::parse)
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            print!(
+                "{}",
+                render::errors(&backend.errors(integration.as_ref()).await?, format)
+            );
             Ok(())
         }
         Command::Run | Command::Demo | Command::Diagram { .. } => Ok(()),

@@ -52,7 +52,11 @@ fn table(items: &[Workflow]) -> String {
             c.1 += 1;
         }
     }
-    let summary: Vec<String> = counts.iter().filter(|(_, n)| *n > 0).map(|(s, n)| format!("{s}: {n}")).collect();
+    let summary: Vec<String> = counts
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(s, n)| format!("{s}: {n}"))
+        .collect();
     let _ = writeln!(out, "{} instance(s); {}", items.len(), summary.join(", "));
     out
 }
@@ -62,12 +66,23 @@ pub fn detail(wf: &Workflow) -> String {
     match (wf.state, &wf.last_failure, &wf.record) {
         (State::Failed, Some(f), _) => format!("[{}] {}", f.code, f.message),
         (State::ManualDeleteRequired, _, Some(r)) => match &wf.resolution {
-            Some(res) => format!("record {} deleted by hand (confirmed: {})", r.id, res.reason),
-            None => format!("delete record {} by hand in payroll, then `salary-sync resolve {}`", r.id, wf.id),
+            Some(res) => format!(
+                "record {} deleted by hand (confirmed: {})",
+                r.id, res.reason
+            ),
+            None => format!(
+                "delete record {} by hand in payroll, then `salary-sync resolve {}`",
+                r.id, wf.id
+            ),
         },
         (State::Sent, _, Some(r)) => format!("payroll record {}", r.id),
         (_, Some(f), _) => match wf.wake_at {
-            Some(at) => format!("[{}] {}; next attempt {}", f.code, f.message, at.format("%H:%M:%S")),
+            Some(at) => format!(
+                "[{}] {}; next attempt {}",
+                f.code,
+                f.message,
+                at.format("%H:%M:%S")
+            ),
             None => format!("[{}] {}", f.code, f.message),
         },
         _ => String::new(),
@@ -82,14 +97,40 @@ pub fn shown(s: &Shown, format: Format) -> String {
     let c = &wf.change;
     let mut out = String::new();
     let _ = writeln!(out, "workflow     {}", wf.id);
-    let _ = writeln!(out, "state        {}{}", wf.state, if wf.resolution.is_some() { " (resolved)" } else { "" });
+    let _ = writeln!(
+        out,
+        "state        {}{}",
+        wf.state,
+        if wf.resolution.is_some() {
+            " (resolved)"
+        } else {
+            ""
+        }
+    );
     let _ = writeln!(out, "integration  {}", c.integration_id);
-    let _ = writeln!(out, "event        {} ({}, occurred {})", c.event_id, c.kind, c.occurred_at);
-    let _ = writeln!(out, "salary       {} of employee {}", c.salary.id, c.salary.employee.hr_id);
-    let _ = writeln!(out, "amount       {} {}", c.salary.pay, c.salary.period_unit.as_str());
+    let _ = writeln!(
+        out,
+        "event        {} ({}, occurred {})",
+        c.event_id, c.kind, c.occurred_at
+    );
+    let _ = writeln!(
+        out,
+        "salary       {} of employee {}",
+        c.salary.id, c.salary.employee.hr_id
+    );
+    let _ = writeln!(
+        out,
+        "amount       {} {}",
+        c.salary.pay,
+        c.salary.period_unit.as_str()
+    );
     let _ = writeln!(out, "period       {}", c.salary.period());
     if let Some(p) = &wf.position {
-        let _ = writeln!(out, "position     employee {} / employment {}", p.employee_id, p.employment_id);
+        let _ = writeln!(
+            out,
+            "position     employee {} / employment {}",
+            p.employee_id, p.employment_id
+        );
     }
     if let Some(r) = &wf.record {
         let _ = writeln!(out, "record       {}", r.id);

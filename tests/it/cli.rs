@@ -12,22 +12,67 @@ async fn dump_show_and_operator_commands_work_with_the_daemon_running_and_stoppe
     let setup = setup(&control.base_url(), 50);
     let events_file = setup.dir.path().join("events.json");
     let events = json!([
-        event("c1", "created", "2026-11-20T09:00:00Z", "sal-nils", json!({"id": "n", "payroll_employee_id": "105"}), "300", "NOK", "hourly", "2026-02-01"),
-        event("c2", "deleted", "2026-11-21T09:00:00Z", "sal-nils", json!({"id": "n", "payroll_employee_id": "105"}), "300", "NOK", "hourly", "2026-02-01"),
-        event("c3", "created", "2026-11-20T09:00:00Z", "sal-lise", json!({"id": "l", "employee_number": "20"}), "45000.00", "NOK", "monthly", "2026-01-01"),
+        event(
+            "c1",
+            "created",
+            "2026-11-20T09:00:00Z",
+            "sal-nils",
+            json!({"id": "n", "payroll_employee_id": "105"}),
+            "300",
+            "NOK",
+            "hourly",
+            "2026-02-01"
+        ),
+        event(
+            "c2",
+            "deleted",
+            "2026-11-21T09:00:00Z",
+            "sal-nils",
+            json!({"id": "n", "payroll_employee_id": "105"}),
+            "300",
+            "NOK",
+            "hourly",
+            "2026-02-01"
+        ),
+        event(
+            "c3",
+            "created",
+            "2026-11-20T09:00:00Z",
+            "sal-lise",
+            json!({"id": "l", "employee_number": "20"}),
+            "45000.00",
+            "NOK",
+            "monthly",
+            "2026-01-01"
+        ),
     ]);
-    std::fs::write(&events_file, serde_json::to_vec(&events).unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        &events_file,
+        serde_json::to_vec(&events).unwrap_or_default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
 
     // Stopped: submit opens the store directly.
-    let (code, out, err) = cli(&setup, &["submit", events_file.to_str().unwrap_or_default()]);
+    let (code, out, err) = cli(
+        &setup,
+        &["submit", events_file.to_str().unwrap_or_default()],
+    );
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(out.matches("accepted").count(), 3, "{out}");
 
     let daemon = DaemonProcess::spawn(&setup, "daemon.log");
     let admin = Admin::wait(&setup.store, daemon.child.id()).await;
     let done = admin.wait_all_terminal(3, Duration::from_secs(30)).await;
-    let mdr = done.iter().find(|w| w.change.kind.as_str() == "deleted").map(|w| w.id.to_string()).unwrap_or_default();
-    let failed = done.iter().find(|w| w.change.salary.id.as_str() == "sal-lise").map(|w| w.id.to_string()).unwrap_or_default();
+    let mdr = done
+        .iter()
+        .find(|w| w.change.kind.as_str() == "deleted")
+        .map(|w| w.id.to_string())
+        .unwrap_or_default();
+    let failed = done
+        .iter()
+        .find(|w| w.change.salary.id.as_str() == "sal-lise")
+        .map(|w| w.id.to_string())
+        .unwrap_or_default();
 
     // Running: a second daemon on the same store refuses at once.
     let (code, _, err) = cli(&setup, &["run"]);
@@ -37,9 +82,23 @@ async fn dump_show_and_operator_commands_work_with_the_daemon_running_and_stoppe
     // Running: the CLI goes through the admin API.
     let (code, running_dump, err) = cli(&setup, &["dump"]);
     assert_eq!(code, 0, "{err}");
-    assert!(running_dump.contains("manual-delete-required") && running_dump.contains("no-employment"), "{running_dump}");
-    assert!(!running_dump.contains("300"), "amounts stay out of the table: {running_dump}");
-    let (code, out, err) = cli(&setup, &["resolve", &mdr, "--reason", "deleted in Tripletex by payroll clerk"]);
+    assert!(
+        running_dump.contains("manual-delete-required") && running_dump.contains("no-employment"),
+        "{running_dump}"
+    );
+    assert!(
+        !running_dump.contains("300"),
+        "amounts stay out of the table: {running_dump}"
+    );
+    let (code, out, err) = cli(
+        &setup,
+        &[
+            "resolve",
+            &mdr,
+            "--reason",
+            "deleted in Tripletex by payroll clerk",
+        ],
+    );
     assert_eq!(code, 0, "{out}{err}");
     let (code, out, _) = cli(&setup, &["resolve", &mdr]);
     assert_eq!(code, 1, "a second resolve is refused: {out}");
@@ -49,22 +108,34 @@ async fn dump_show_and_operator_commands_work_with_the_daemon_running_and_stoppe
     assert_eq!(failed_json.as_array().map(Vec::len), Some(1), "{out}");
     let (code, out, _) = cli(&setup, &["errors", "--integration", INTEGRATION]);
     assert_eq!(code, 0);
-    assert!(out.contains("no-employment") && out.contains("what to do"), "{out}");
+    assert!(
+        out.contains("no-employment") && out.contains("what to do"),
+        "{out}"
+    );
 
     assert_eq!(daemon.terminate(), Some(0));
 
     // Stopped: the same store, opened directly, says the same.
     let (code, stopped_dump, err) = cli(&setup, &["dump"]);
     assert_eq!(code, 0, "{err}");
-    assert!(stopped_dump.contains("manual-delete-required"), "{stopped_dump}");
+    assert!(
+        stopped_dump.contains("manual-delete-required"),
+        "{stopped_dump}"
+    );
     let (code, out, _) = cli(&setup, &["show", &mdr]);
     assert_eq!(code, 0);
-    assert!(out.contains("(resolved)") && out.contains("operator-resolve"), "{out}");
+    assert!(
+        out.contains("(resolved)") && out.contains("operator-resolve"),
+        "{out}"
+    );
     let (code, out, err) = cli(&setup, &["retry", &failed]);
     assert_eq!(code, 0, "{out}{err}");
     let (code, out, _) = cli(&setup, &["dump", "--state", "pending"]);
     assert_eq!(code, 0);
-    assert!(out.contains("sal-lise"), "the retried instance waits for the next start: {out}");
+    assert!(
+        out.contains("sal-lise"),
+        "the retried instance waits for the next start: {out}"
+    );
     let (code, _, err) = cli(&setup, &["show", "wf-999999"]);
     assert_eq!(code, 1);
     assert!(err.contains("does not exist"), "{err}");

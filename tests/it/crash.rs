@@ -31,13 +31,24 @@ fn plan(rng: &mut StdRng) -> Plan {
     let mut expected = HashMap::new();
     for i in 0..SALARIES {
         let salary = format!("sal-{i}");
-        let employee = json!({"id": format!("hr-{i}"), "payroll_employee_id": (1000 + i).to_string()});
+        let employee =
+            json!({"id": format!("hr-{i}"), "payroll_employee_id": (1000 + i).to_string()});
         let first = Decimal::from(40_000 + 100 * i);
         let mut day = 1;
         let mut push = |kind: &str, amount: Decimal, n: usize| {
             let at = format!("2026-11-{:02}T10:00:00Z", day);
             day += 1;
-            events.push(event(&format!("ev-{i}-{n}"), kind, &at, &salary, employee.clone(), &amount.to_string(), "NOK", "monthly", "2026-01-01"));
+            events.push(event(
+                &format!("ev-{i}-{n}"),
+                kind,
+                &at,
+                &salary,
+                employee.clone(),
+                &amount.to_string(),
+                "NOK",
+                "monthly",
+                "2026-01-01",
+            ));
         };
         push("created", first, 0);
         let mut last = (first * Decimal::from(12), "created");
@@ -76,8 +87,14 @@ fn seed() -> Seed {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_at_random_instants_loses_nothing_and_writes_nothing_twice() {
-    let seed_value: u64 = std::env::var("SALARY_SYNC_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
-    let cycles: usize = std::env::var("SALARY_SYNC_CRASH_CYCLES").ok().and_then(|s| s.parse().ok()).unwrap_or(8);
+    let seed_value: u64 = std::env::var("SALARY_SYNC_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    let cycles: usize = std::env::var("SALARY_SYNC_CRASH_CYCLES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(8);
     eprintln!("crash campaign: seed {seed_value}, {cycles} kill cycles (replay with SALARY_SYNC_CRASH_SEED={seed_value})");
     let mut rng = StdRng::seed_from_u64(seed_value);
     let plan = plan(&mut rng);
@@ -113,16 +130,25 @@ async fn kill9_at_random_instants_loses_nothing_and_writes_nothing_twice() {
             }
             1 => {
                 // Kill between a payroll write and its commit.
-                control.arm(Fault::new(FaultKind::ApplyThenHang { hang_ms: 20_000 }, 1).path_prefix("/employee/employment/details"));
+                control.arm(
+                    Fault::new(FaultKind::ApplyThenHang { hang_ms: 20_000 }, 1)
+                        .path_prefix("/employee/employment/details"),
+                );
                 let before = control.write_count();
                 mark(&mut answered, &batch, admin.submit(&body).await);
-                if control.wait_for_writes(before + 1, Duration::from_secs(3)).await {
+                if control
+                    .wait_for_writes(before + 1, Duration::from_secs(3))
+                    .await
+                {
                     kills_after_write += 1;
                 }
             }
             _ => {
                 // A write that lands but whose answer is lost, then a kill at a random instant.
-                control.arm(Fault::new(FaultKind::ApplyThenDrop, 1).path_prefix("/employee/employment/details"));
+                control.arm(
+                    Fault::new(FaultKind::ApplyThenDrop, 1)
+                        .path_prefix("/employee/employment/details"),
+                );
                 mark(&mut answered, &batch, admin.submit(&body).await);
                 tokio::time::sleep(Duration::from_millis(rng.random_range(0..250))).await;
             }
@@ -136,34 +162,73 @@ async fn kill9_at_random_instants_loses_nothing_and_writes_nothing_twice() {
     let admin = Admin::wait(&setup.store, daemon.child.id()).await;
     let rest: Vec<usize> = (0..plan.events.len()).filter(|&i| !answered[i]).collect();
     let body = Value::Array(rest.iter().map(|&i| plan.events[i].clone()).collect());
-    let answer = admin.submit(&body).await.unwrap_or_else(|| panic!("final submit answered"));
-    assert!(answer.iter().all(|i| i.outcome == "accepted" || i.outcome == "duplicate"), "{answer:?}");
-    let done = admin.wait_all_terminal(plan.events.len(), Duration::from_secs(120)).await;
+    let answer = admin
+        .submit(&body)
+        .await
+        .unwrap_or_else(|| panic!("final submit answered"));
+    assert!(
+        answer
+            .iter()
+            .all(|i| i.outcome == "accepted" || i.outcome == "duplicate"),
+        "{answer:?}"
+    );
+    let done = admin
+        .wait_all_terminal(plan.events.len(), Duration::from_secs(120))
+        .await;
 
     // One instance per event: nothing lost, nothing ingested twice.
     assert_eq!(done.len(), plan.events.len(), "seed {seed_value}");
     for wf in &done {
-        let wanted = if wf.change.kind.as_str() == "deleted" { State::ManualDeleteRequired } else { State::Sent };
-        assert_eq!(wf.state, wanted, "seed {seed_value}: {} {:?}", wf.id, wf.last_failure);
-        let shown = admin.show(&wf.id.to_string()).await.unwrap_or_else(|| panic!("show {}", wf.id));
+        let wanted = if wf.change.kind.as_str() == "deleted" {
+            State::ManualDeleteRequired
+        } else {
+            State::Sent
+        };
+        assert_eq!(
+            wf.state, wanted,
+            "seed {seed_value}: {} {:?}",
+            wf.id, wf.last_failure
+        );
+        let shown = admin
+            .show(&wf.id.to_string())
+            .await
+            .unwrap_or_else(|| panic!("show {}", wf.id));
         for (i, h) in shown.history.iter().enumerate() {
-            assert_eq!(h.seq as usize, i, "seed {seed_value}: history of {} has a gap", wf.id);
+            assert_eq!(
+                h.seq as usize, i,
+                "seed {seed_value}: history of {} has a gap",
+                wf.id
+            );
         }
     }
     // Per-salary order: each change finished after the older ones.
     let mut by_salary: HashMap<&str, Vec<_>> = HashMap::new();
     for wf in &done {
-        by_salary.entry(wf.change.salary.id.as_str()).or_default().push((wf.change.occurred_at, wf.updated_at));
+        by_salary
+            .entry(wf.change.salary.id.as_str())
+            .or_default()
+            .push((wf.change.occurred_at, wf.updated_at));
     }
     for (salary, mut changes) in by_salary {
         changes.sort();
-        assert!(changes.windows(2).all(|w| w[0].1 <= w[1].1), "seed {seed_value}: {salary} ran out of order");
+        assert!(
+            changes.windows(2).all(|w| w[0].1 <= w[1].1),
+            "seed {seed_value}: {salary} ran out of order"
+        );
     }
     // Payroll holds each salary exactly once, with its final values.
     for (salary, (employment, annual, _)) in &plan.expected {
         let rows = control.details(*employment);
-        assert_eq!(rows.len(), 1, "seed {seed_value}: {salary} has {} rows in payroll: {rows:?}", rows.len());
-        assert_eq!(rows[0].annual_salary, *annual, "seed {seed_value}: {salary}");
+        assert_eq!(
+            rows.len(),
+            1,
+            "seed {seed_value}: {salary} has {} rows in payroll: {rows:?}",
+            rows.len()
+        );
+        assert_eq!(
+            rows[0].annual_salary, *annual,
+            "seed {seed_value}: {salary}"
+        );
     }
     assert_eq!(daemon.terminate(), Some(0));
     eprintln!(
@@ -173,7 +238,11 @@ async fn kill9_at_random_instants_loses_nothing_and_writes_nothing_twice() {
     sim.shutdown().await;
 }
 
-fn mark(answered: &mut [bool], batch: &[usize], answer: Option<Vec<salary_sync::api::service::SubmitItem>>) {
+fn mark(
+    answered: &mut [bool],
+    batch: &[usize],
+    answer: Option<Vec<salary_sync::api::service::SubmitItem>>,
+) {
     if let Some(items) = answer {
         for item in items {
             if item.outcome == "accepted" || item.outcome == "duplicate" {

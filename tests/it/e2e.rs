@@ -13,25 +13,115 @@ async fn every_terminal_state_is_reached_with_a_readable_reason() {
     let sim = start_sim(Seed::demo()).await;
     let control = sim.control();
     // The first two salary writes meet a 503: those workflows must retry and still land once.
-    control.arm(Fault::new(FaultKind::Unavailable, 2).method("POST").path_prefix("/employee/employment/details"));
+    control.arm(
+        Fault::new(FaultKind::Unavailable, 2)
+            .method("POST")
+            .path_prefix("/employee/employment/details"),
+    );
     let setup = setup(&control.base_url(), 50);
     let daemon = DaemonProcess::spawn(&setup, "daemon.log");
     let admin = Admin::wait(&setup.store, daemon.child.id()).await;
 
     let events = json!([
-        event("e1", "created", "2026-11-20T09:00:00Z", "sal-kari", json!({"id": "k", "payroll_employee_id": "101"}), "52000.00", "NOK", "monthly", "2026-01-01"),
-        event("e2", "updated", "2026-11-21T09:00:00Z", "sal-kari", json!({"id": "k", "payroll_employee_id": "101"}), "53500.00", "NOK", "monthly", "2026-01-01"),
-        event("e3", "created", "2026-11-20T09:00:00Z", "sal-ola-sek", json!({"id": "o", "employee_number": "18"}), "41000.00", "SEK", "monthly", "2026-01-01"),
-        event("e4", "created", "2026-11-20T09:00:00Z", "sal-per", json!({"id": "p", "email": "per@example.no"}), "50000.00", "NOK", "monthly", "2026-01-01"),
-        event("e5", "created", "2026-11-20T09:00:00Z", "sal-lise", json!({"id": "l", "employee_number": "20"}), "45000.00", "NOK", "monthly", "2026-01-01"),
-        event("e6", "created", "2026-11-20T09:00:00Z", "sal-nils", json!({"id": "n", "payroll_employee_id": "105"}), "312.50", "NOK", "hourly", "2026-02-01"),
-        event("e7", "deleted", "2026-11-22T09:00:00Z", "sal-nils", json!({"id": "n", "payroll_employee_id": "105"}), "312.50", "NOK", "hourly", "2026-02-01"),
-        event("e8", "created", "2026-11-20T09:00:00Z", "sal-ola", json!({"id": "o", "employee_number": "18"}), "650000", "NOK", "yearly", "2026-03-01"),
+        event(
+            "e1",
+            "created",
+            "2026-11-20T09:00:00Z",
+            "sal-kari",
+            json!({"id": "k", "payroll_employee_id": "101"}),
+            "52000.00",
+            "NOK",
+            "monthly",
+            "2026-01-01"
+        ),
+        event(
+            "e2",
+            "updated",
+            "2026-11-21T09:00:00Z",
+            "sal-kari",
+            json!({"id": "k", "payroll_employee_id": "101"}),
+            "53500.00",
+            "NOK",
+            "monthly",
+            "2026-01-01"
+        ),
+        event(
+            "e3",
+            "created",
+            "2026-11-20T09:00:00Z",
+            "sal-ola-sek",
+            json!({"id": "o", "employee_number": "18"}),
+            "41000.00",
+            "SEK",
+            "monthly",
+            "2026-01-01"
+        ),
+        event(
+            "e4",
+            "created",
+            "2026-11-20T09:00:00Z",
+            "sal-per",
+            json!({"id": "p", "email": "per@example.no"}),
+            "50000.00",
+            "NOK",
+            "monthly",
+            "2026-01-01"
+        ),
+        event(
+            "e5",
+            "created",
+            "2026-11-20T09:00:00Z",
+            "sal-lise",
+            json!({"id": "l", "employee_number": "20"}),
+            "45000.00",
+            "NOK",
+            "monthly",
+            "2026-01-01"
+        ),
+        event(
+            "e6",
+            "created",
+            "2026-11-20T09:00:00Z",
+            "sal-nils",
+            json!({"id": "n", "payroll_employee_id": "105"}),
+            "312.50",
+            "NOK",
+            "hourly",
+            "2026-02-01"
+        ),
+        event(
+            "e7",
+            "deleted",
+            "2026-11-22T09:00:00Z",
+            "sal-nils",
+            json!({"id": "n", "payroll_employee_id": "105"}),
+            "312.50",
+            "NOK",
+            "hourly",
+            "2026-02-01"
+        ),
+        event(
+            "e8",
+            "created",
+            "2026-11-20T09:00:00Z",
+            "sal-ola",
+            json!({"id": "o", "employee_number": "18"}),
+            "650000",
+            "NOK",
+            "yearly",
+            "2026-03-01"
+        ),
     ]);
-    let items = admin.submit(&events).await.unwrap_or_else(|| panic!("submit answered"));
+    let items = admin
+        .submit(&events)
+        .await
+        .unwrap_or_else(|| panic!("submit answered"));
     assert!(items.iter().all(|i| i.outcome == "accepted"), "{items:?}");
     // The same body again: duplicates, no new instances.
-    let again = admin.submit(&events).await.unwrap_or_else(|| panic!("submit answered"));
+    let again = admin
+        .submit(&events)
+        .await
+        .unwrap_or_else(|| panic!("submit answered"));
     assert!(again.iter().all(|i| i.outcome == "duplicate"), "{again:?}");
 
     let done = admin.wait_all_terminal(8, Duration::from_secs(60)).await;
@@ -40,7 +130,10 @@ async fn every_terminal_state_is_reached_with_a_readable_reason() {
     assert_eq!(state_of(&done, "sal-kari", "updated"), State::Sent);
     assert_eq!(state_of(&done, "sal-ola", "created"), State::Sent);
     assert_eq!(state_of(&done, "sal-nils", "created"), State::Sent);
-    assert_eq!(state_of(&done, "sal-nils", "deleted"), State::ManualDeleteRequired);
+    assert_eq!(
+        state_of(&done, "sal-nils", "deleted"),
+        State::ManualDeleteRequired
+    );
     let code = |salary: &str| {
         done.iter()
             .find(|w| w.change.salary.id.as_str() == salary)
@@ -50,8 +143,14 @@ async fn every_terminal_state_is_reached_with_a_readable_reason() {
     assert_eq!(code("sal-ola-sek"), Some(FailureCode::CurrencyMismatch));
     assert_eq!(code("sal-per"), Some(FailureCode::Overlap));
     assert_eq!(code("sal-lise"), Some(FailureCode::NoEmployment));
-    let per = done.iter().find(|w| w.change.salary.id.as_str() == "sal-per").and_then(|w| w.last_failure.clone());
-    assert!(per.is_some_and(|f| f.message.contains("901")), "the overlap names the foreign record");
+    let per = done
+        .iter()
+        .find(|w| w.change.salary.id.as_str() == "sal-per")
+        .and_then(|w| w.last_failure.clone());
+    assert!(
+        per.is_some_and(|f| f.message.contains("901")),
+        "the overlap names the foreign record"
+    );
 
     // Payroll holds each salary exactly once, with the last values.
     let kari = control.details(201);
@@ -63,28 +162,54 @@ async fn every_terminal_state_is_reached_with_a_readable_reason() {
     let nils = control.details(205);
     assert_eq!(nils.len(), 1, "the Tripletex delete keeps the row");
     assert_eq!(nils[0].hourly_wage, Decimal::ZERO, "and clears its values");
-    assert_eq!(control.details(204).len(), 1, "the foreign row is untouched");
+    assert_eq!(
+        control.details(204).len(),
+        1,
+        "the foreign row is untouched"
+    );
 
     // The outage left retries in some history, and every retry is explained.
     let mut retries = 0;
     for wf in &done {
-        let shown = admin.show(&wf.id.to_string()).await.unwrap_or_else(|| panic!("show {}", wf.id));
+        let shown = admin
+            .show(&wf.id.to_string())
+            .await
+            .unwrap_or_else(|| panic!("show {}", wf.id));
         assert_eq!(shown.history.len() as u32, shown.workflow.history_len);
         for (i, h) in shown.history.iter().enumerate() {
             assert_eq!(h.seq as usize, i, "history has no gaps");
             if h.event == "retry-scheduled" {
                 retries += 1;
-                assert!(h.failure.as_ref().is_some_and(|f| f.http_status == Some(503)), "{h:?}");
+                assert!(
+                    h.failure
+                        .as_ref()
+                        .is_some_and(|f| f.http_status == Some(503)),
+                    "{h:?}"
+                );
             }
         }
     }
     assert_eq!(retries, 2, "two 503s, two scheduled retries");
 
     // Dropped fields are noted (Tripletex has no note or end date).
-    let sent = done.iter().find(|w| w.change.salary.id.as_str() == "sal-ola").map(|w| w.id.to_string()).unwrap_or_default();
+    let sent = done
+        .iter()
+        .find(|w| w.change.salary.id.as_str() == "sal-ola")
+        .map(|w| w.id.to_string())
+        .unwrap_or_default();
     let shown = admin.show(&sent).await.unwrap_or_else(|| panic!("show"));
-    assert!(shown.history.iter().any(|h| h.detail.contains("dropped fields the payroll system cannot hold: note")), "{:?}", shown.history);
+    assert!(
+        shown.history.iter().any(|h| h
+            .detail
+            .contains("dropped fields the payroll system cannot hold: note")),
+        "{:?}",
+        shown.history
+    );
 
-    assert_eq!(daemon.terminate(), Some(0), "SIGTERM stops the daemon cleanly");
+    assert_eq!(
+        daemon.terminate(),
+        Some(0),
+        "SIGTERM stops the daemon cleanly"
+    );
     sim.shutdown().await;
 }

@@ -136,23 +136,39 @@ impl Admin {
     /// Waits until the daemon for `store` answers (its discovery file is written after bind).
     pub async fn wait(store: &Path, pid: u32) -> Admin {
         let started = Instant::now();
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_else(|e| panic!("{e}"));
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
         loop {
             if let Some(d) = Discovery::read(store) {
                 if d.pid == pid {
-                    let admin = Admin { client: client.clone(), base: format!("http://{}", d.addr), token: d.token };
+                    let admin = Admin {
+                        client: client.clone(),
+                        base: format!("http://{}", d.addr),
+                        token: d.token,
+                    };
                     if admin.get("/admin/v1/health").await.is_some() {
                         return admin;
                     }
                 }
             }
-            assert!(started.elapsed() < Duration::from_secs(30), "daemon did not come up");
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "daemon did not come up"
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
 
     pub async fn get(&self, path: &str) -> Option<Value> {
-        let r = self.client.get(format!("{}{path}", self.base)).bearer_auth(&self.token).send().await.ok()?;
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .ok()?;
         if !r.status().is_success() {
             return None;
         }
@@ -190,8 +206,15 @@ impl Admin {
                     return items;
                 }
                 if started.elapsed() > timeout {
-                    let open: Vec<_> = items.iter().filter(|w| !w.state.is_terminal()).map(|w| (w.id, w.state)).collect();
-                    panic!("not terminal after {timeout:?}: {} instances, open: {open:?}", items.len());
+                    let open: Vec<_> = items
+                        .iter()
+                        .filter(|w| !w.state.is_terminal())
+                        .map(|w| (w.id, w.state))
+                        .collect();
+                    panic!(
+                        "not terminal after {timeout:?}: {} instances, open: {open:?}",
+                        items.len()
+                    );
                 }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -201,7 +224,17 @@ impl Admin {
 
 /// One salary event in the wire format.
 #[allow(clippy::too_many_arguments)]
-pub fn event(event_id: &str, kind: &str, occurred_at: &str, salary: &str, employee: Value, amount: &str, currency: &str, unit: &str, start: &str) -> Value {
+pub fn event(
+    event_id: &str,
+    kind: &str,
+    occurred_at: &str,
+    salary: &str,
+    employee: Value,
+    amount: &str,
+    currency: &str,
+    unit: &str,
+    start: &str,
+) -> Value {
     json!({
         "event_id": event_id,
         "integration_id": INTEGRATION,
@@ -223,5 +256,7 @@ pub fn state_of(items: &[Workflow], salary: &str, kind: &str) -> State {
 }
 
 pub async fn start_sim(seed: Seed) -> sim::Handle {
-    sim::start(seed).await.unwrap_or_else(|e| panic!("simulator: {e}"))
+    sim::start(seed)
+        .await
+        .unwrap_or_else(|e| panic!("simulator: {e}"))
 }
