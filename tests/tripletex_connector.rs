@@ -61,7 +61,15 @@ fn connector(sim: &Handle) -> TripletexConnector {
 
 /// A salary change in the HR system's wire form, validated as ingest does.
 fn change(kind: &str, employee: Value, amount: &str, unit: &str, start: &str) -> SalaryChange {
-    change_with(kind, employee, amount, unit, start, Value::Null, Value::Null)
+    change_with(
+        kind,
+        employee,
+        amount,
+        unit,
+        start,
+        Value::Null,
+        Value::Null,
+    )
 }
 
 fn change_with(
@@ -111,7 +119,10 @@ async fn match_finds_the_employment_by_id_number_or_email() -> TestResult {
     let p = c
         .match_position(&change("created", kari(), "1", "monthly", "2026-01-01"))
         .await?;
-    assert_eq!((p.employee_id.as_str(), p.employment_id.as_str()), ("101", "201"));
+    assert_eq!(
+        (p.employee_id.as_str(), p.employment_id.as_str()),
+        ("101", "201")
+    );
     assert_eq!(p.period.start, day("2020-01-01"));
 
     // Ola has a closed employment (202, 2019-03..2023-12) and an open one (203, 2024-01..).
@@ -133,7 +144,10 @@ async fn match_finds_the_employment_by_id_number_or_email() -> TestResult {
     let p = c
         .match_position(&change("created", per, "1", "monthly", "2026-01-01"))
         .await?;
-    assert_eq!((p.employee_id.as_str(), p.employment_id.as_str()), ("103", "204"));
+    assert_eq!(
+        (p.employee_id.as_str(), p.employment_id.as_str()),
+        ("103", "204")
+    );
 
     // Listing in pages of one row still finds the second employment.
     let paged = connector(&sim).with_page_size(1);
@@ -147,31 +161,92 @@ async fn a_missing_employee_or_employment_is_named() -> TestResult {
     let sim = start().await;
     let c = connector(&sim);
 
-    let by_id = change("created", json!({"payroll_employee_id": "999"}), "1", "monthly", "2026-01-01");
-    let err = c.match_position(&by_id).await.err().ok_or("matched a ghost")?;
+    let by_id = change(
+        "created",
+        json!({"payroll_employee_id": "999"}),
+        "1",
+        "monthly",
+        "2026-01-01",
+    );
+    let err = c
+        .match_position(&by_id)
+        .await
+        .err()
+        .ok_or("matched a ghost")?;
     assert!(matches!(err, Error::NoEmployee(_)), "{err:?}");
     assert!(err.to_string().contains("999"), "{err}");
-    assert_eq!(http_failure(&err), (FailureCode::NoEmployee, FailureClass::Permanent));
+    assert_eq!(
+        http_failure(&err),
+        (FailureCode::NoEmployee, FailureClass::Permanent)
+    );
 
-    let by_number = change("created", json!({"employee_number": "77"}), "1", "monthly", "2026-01-01");
-    let err = c.match_position(&by_number).await.err().ok_or("matched a ghost")?;
+    let by_number = change(
+        "created",
+        json!({"employee_number": "77"}),
+        "1",
+        "monthly",
+        "2026-01-01",
+    );
+    let err = c
+        .match_position(&by_number)
+        .await
+        .err()
+        .ok_or("matched a ghost")?;
     assert!(err.to_string().contains("employee number `77`"), "{err}");
 
-    let by_email = change("created", json!({"email": "nobody@example.no"}), "1", "monthly", "2026-01-01");
-    let err = c.match_position(&by_email).await.err().ok_or("matched a ghost")?;
-    assert!(err.to_string().contains("email `nobody@example.no`"), "{err}");
+    let by_email = change(
+        "created",
+        json!({"email": "nobody@example.no"}),
+        "1",
+        "monthly",
+        "2026-01-01",
+    );
+    let err = c
+        .match_position(&by_email)
+        .await
+        .err()
+        .ok_or("matched a ghost")?;
+    assert!(
+        err.to_string().contains("email `nobody@example.no`"),
+        "{err}"
+    );
 
     // Lise has no employment; Kari's starts in 2020.
-    let lise = change("created", json!({"employee_number": "20"}), "1", "monthly", "2026-01-01");
-    let err = c.match_position(&lise).await.err().ok_or("matched without employment")?;
+    let lise = change(
+        "created",
+        json!({"employee_number": "20"}),
+        "1",
+        "monthly",
+        "2026-01-01",
+    );
+    let err = c
+        .match_position(&lise)
+        .await
+        .err()
+        .ok_or("matched without employment")?;
     assert!(matches!(err, Error::NoEmployment(_)), "{err:?}");
     assert!(err.to_string().contains("employments seen: none"), "{err}");
-    assert!(err.to_string().to_lowercase().contains("position sync must be active"), "{err}");
+    assert!(
+        err.to_string()
+            .to_lowercase()
+            .contains("position sync must be active"),
+        "{err}"
+    );
 
     let too_early = change("created", kari(), "1", "monthly", "2019-06-01");
-    let err = c.match_position(&too_early).await.err().ok_or("matched before employment")?;
-    assert!(err.to_string().contains("201 (2020-01-01..(open))"), "{err}");
-    assert_eq!(http_failure(&err), (FailureCode::NoEmployment, FailureClass::Permanent));
+    let err = c
+        .match_position(&too_early)
+        .await
+        .err()
+        .ok_or("matched before employment")?;
+    assert!(
+        err.to_string().contains("201 (2020-01-01..(open))"),
+        "{err}"
+    );
+    assert_eq!(
+        http_failure(&err),
+        (FailureCode::NoEmployment, FailureClass::Permanent)
+    );
     sim.shutdown().await;
     Ok(())
 }
@@ -183,7 +258,11 @@ async fn the_currency_is_read_once() -> TestResult {
     assert_eq!(c.currency().await?.as_str(), "NOK");
     let requests = sim.request_count();
     assert_eq!(c.currency().await?.as_str(), "NOK");
-    assert_eq!(sim.request_count(), requests, "the currency was fetched again");
+    assert_eq!(
+        sim.request_count(),
+        requests,
+        "the currency was fetched again"
+    );
     sim.shutdown().await;
     Ok(())
 }
@@ -212,12 +291,16 @@ async fn foreign_rows_inside_the_salary_period_conflict() -> TestResult {
         employment_id: "204".into(),
     };
     assert_eq!(
-        c.check_overlap(&on_the_day, &position, Some(&owned)).await?,
+        c.check_overlap(&on_the_day, &position, Some(&owned))
+            .await?,
         OverlapCheck::Clear
     );
     // A salary starting after the row, or ending before it, does not overlap it.
     let later = change("created", per.clone(), "50000", "monthly", "2026-02-01");
-    assert_eq!(c.check_overlap(&later, &position, None).await?, OverlapCheck::Clear);
+    assert_eq!(
+        c.check_overlap(&later, &position, None).await?,
+        OverlapCheck::Clear
+    );
     let before = change_with(
         "created",
         per.clone(),
@@ -227,10 +310,16 @@ async fn foreign_rows_inside_the_salary_period_conflict() -> TestResult {
         json!("2025-12-31"),
         Value::Null,
     );
-    assert_eq!(c.check_overlap(&before, &position, None).await?, OverlapCheck::Clear);
+    assert_eq!(
+        c.check_overlap(&before, &position, None).await?,
+        OverlapCheck::Clear
+    );
     // A delete never conflicts.
     let delete = change("deleted", per, "50000", "monthly", "2026-01-01");
-    assert_eq!(c.check_overlap(&delete, &position, None).await?, OverlapCheck::Clear);
+    assert_eq!(
+        c.check_overlap(&delete, &position, None).await?,
+        OverlapCheck::Clear
+    );
     sim.shutdown().await;
     Ok(())
 }
@@ -250,7 +339,10 @@ async fn create_update_and_delete_one_salary() -> TestResult {
         json!("New agreement"),
     );
     let position = c.match_position(&created).await?;
-    assert_eq!(c.check_overlap(&created, &position, None).await?, OverlapCheck::Clear);
+    assert_eq!(
+        c.check_overlap(&created, &position, None).await?,
+        OverlapCheck::Clear
+    );
     let report = c.write(&created, &position, None).await?;
     assert!(!report.adopted);
     assert!(!report.record_remains_after_delete);
@@ -261,12 +353,22 @@ async fn create_update_and_delete_one_salary() -> TestResult {
     let row = &rows[0];
     assert_eq!(row.id.to_string(), report.record.id);
     assert_eq!(row.date, day("2026-01-01"));
-    assert_eq!(row.remuneration_type.map(|t| t.as_str()), Some("MONTHLY_WAGE"));
-    assert_eq!(row.annual_salary, dec("624001.20"), "12 x 52000.10, exactly");
+    assert_eq!(
+        row.remuneration_type.map(|t| t.as_str()),
+        Some("MONTHLY_WAGE")
+    );
+    assert_eq!(
+        row.annual_salary,
+        dec("624001.20"),
+        "12 x 52000.10, exactly"
+    );
     let owned = report.record.clone();
 
     // Reconciliation finds what was written, with or without knowing the id.
-    assert_eq!(c.find_written(&created, &position, None).await?, Some(owned.clone()));
+    assert_eq!(
+        c.find_written(&created, &position, None).await?,
+        Some(owned.clone())
+    );
     assert_eq!(
         c.find_written(&created, &position, Some(&owned)).await?,
         Some(owned.clone())
@@ -278,13 +380,19 @@ async fn create_update_and_delete_one_salary() -> TestResult {
         c.check_overlap(&updated, &position, Some(&owned)).await?,
         OverlapCheck::Clear
     );
-    assert_eq!(c.find_written(&updated, &position, Some(&owned)).await?, None);
+    assert_eq!(
+        c.find_written(&updated, &position, Some(&owned)).await?,
+        None
+    );
     let report = c.write(&updated, &position, Some(&owned)).await?;
     assert_eq!(report.record, owned);
     assert!(report.dropped_fields.is_empty());
     let rows = sim.details(201);
     assert_eq!(rows.len(), 1, "an update never adds a row");
-    assert_eq!(rows[0].remuneration_type.map(|t| t.as_str()), Some("HOURLY_WAGE"));
+    assert_eq!(
+        rows[0].remuneration_type.map(|t| t.as_str()),
+        Some("HOURLY_WAGE")
+    );
     assert_eq!(rows[0].hourly_wage, dec("312.55"));
     assert_eq!(rows[0].annual_salary, Decimal::ZERO);
     assert_eq!(
@@ -296,24 +404,37 @@ async fn create_update_and_delete_one_salary() -> TestResult {
     let yearly = change("updated", kari(), "700000", "yearly", "2026-03-01");
     c.write(&yearly, &position, Some(&owned)).await?;
     let rows = sim.details(201);
-    assert_eq!((rows[0].date, rows[0].annual_salary), (day("2026-03-01"), dec("700000")));
+    assert_eq!(
+        (rows[0].date, rows[0].annual_salary),
+        (day("2026-03-01"), dec("700000"))
+    );
 
     // A delete clears the amounts; the row stays.
     let deleted = change("deleted", kari(), "700000", "yearly", "2026-03-01");
-    assert_eq!(c.find_written(&deleted, &position, Some(&owned)).await?, None);
+    assert_eq!(
+        c.find_written(&deleted, &position, Some(&owned)).await?,
+        None
+    );
     let report = c.write(&deleted, &position, Some(&owned)).await?;
     assert!(report.record_remains_after_delete);
     assert_eq!(report.record, owned);
     let rows = sim.details(201);
     assert_eq!(rows.len(), 1);
-    assert_eq!((rows[0].annual_salary, rows[0].hourly_wage), (Decimal::ZERO, Decimal::ZERO));
+    assert_eq!(
+        (rows[0].annual_salary, rows[0].hourly_wage),
+        (Decimal::ZERO, Decimal::ZERO)
+    );
     assert_eq!(
         c.find_written(&deleted, &position, Some(&owned)).await?,
         Some(owned.clone())
     );
 
     // Deleting a salary salary-sync never wrote changes nothing.
-    let err = c.write(&deleted, &position, None).await.err().ok_or("deleted nothing")?;
+    let err = c
+        .write(&deleted, &position, None)
+        .await
+        .err()
+        .ok_or("deleted nothing")?;
     assert!(matches!(err, Error::NothingToDelete(_)), "{err:?}");
     assert_eq!(c.find_written(&deleted, &position, None).await?, None);
     sim.shutdown().await;
@@ -363,8 +484,15 @@ async fn refused_credentials_are_an_auth_failure_without_tokens_in_it() -> TestR
     let mut bad = config(sim.base_url());
     bad.employee_token = Secret::new("WRONG-EMPLOYEE-TOKEN");
     let c = TripletexConnector::new(bad, http());
-    let err = c.match_position(&kari_change).await.err().ok_or("accepted a bad token")?;
-    assert_eq!(http_failure(&err), (FailureCode::AuthRejected, FailureClass::Auth));
+    let err = c
+        .match_position(&kari_change)
+        .await
+        .err()
+        .ok_or("accepted a bad token")?;
+    assert_eq!(
+        http_failure(&err),
+        (FailureCode::AuthRejected, FailureClass::Auth)
+    );
     let shown = format!("{err} {err:?} {:?}", err.failure());
     for secret in ["WRONG-EMPLOYEE-TOKEN", "demo-consumer-token"] {
         assert!(!shown.contains(secret), "{shown}");
@@ -374,8 +502,15 @@ async fn refused_credentials_are_an_auth_failure_without_tokens_in_it() -> TestR
     let mut other_company = config(sim.base_url());
     other_company.company = Some("424242".into());
     let c = TripletexConnector::new(other_company, http());
-    let err = c.match_position(&kari_change).await.err().ok_or("accepted a foreign company")?;
-    assert_eq!(http_failure(&err), (FailureCode::AuthRejected, FailureClass::Auth));
+    let err = c
+        .match_position(&kari_change)
+        .await
+        .err()
+        .ok_or("accepted a foreign company")?;
+    assert_eq!(
+        http_failure(&err),
+        (FailureCode::AuthRejected, FailureClass::Auth)
+    );
     sim.shutdown().await;
     Ok(())
 }
@@ -393,7 +528,11 @@ async fn editing_proxy(upstream: String, bumps: u32) -> std::io::Result<String> 
         async move {
             let (parts, body) = req.into_parts();
             let body = to_bytes(body, 1 << 20).await.unwrap_or_default();
-            let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+            let path = parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/");
             let url = format!("{upstream}{path}");
             let auth = parts.headers.get("authorization").cloned();
             let is_row_put = parts.method == axum::http::Method::PUT
@@ -418,7 +557,11 @@ async fn editing_proxy(upstream: String, bumps: u32) -> std::io::Result<String> 
                 .body(body);
             let answer = match forward.send().await {
                 Ok(a) => a,
-                Err(_) => return Response::builder().status(502).body(Body::empty()),
+                Err(_) => {
+                    let mut bad = Response::new(Body::empty());
+                    *bad.status_mut() = axum::http::StatusCode::BAD_GATEWAY;
+                    return bad;
+                }
             };
             let mut out = Response::builder().status(answer.status().as_u16());
             for (k, v) in answer.headers() {
@@ -428,6 +571,7 @@ async fn editing_proxy(upstream: String, bumps: u32) -> std::io::Result<String> 
             }
             let bytes = answer.bytes().await.unwrap_or_default();
             out.body(Body::from(bytes))
+                .unwrap_or_else(|_| Response::new(Body::empty()))
         }
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -459,11 +603,25 @@ async fn a_stale_version_is_read_again_once_then_reported_as_transient() -> Test
     let proxy = editing_proxy(sim.root_url(), 10).await?;
     let c = TripletexConnector::new(config(format!("{proxy}/v2")), http());
     let again = change("updated", kari(), "52000", "monthly", "2026-01-01");
-    let err = c.write(&again, &position, Some(&owned)).await.err().ok_or("wrote over edits")?;
+    let err = c
+        .write(&again, &position, Some(&owned))
+        .await
+        .err()
+        .ok_or("wrote over edits")?;
     let failure = err.failure();
     assert_eq!(
-        (failure.code, failure.class, failure.http_status, failure.vendor_code.as_deref()),
-        (FailureCode::RevisionConflict, FailureClass::Transient, Some(409), Some("8000"))
+        (
+            failure.code,
+            failure.class,
+            failure.http_status,
+            failure.vendor_code.as_deref()
+        ),
+        (
+            FailureCode::RevisionConflict,
+            FailureClass::Transient,
+            Some(409),
+            Some("8000")
+        )
     );
     assert!(failure.request_id.is_some());
     sim.shutdown().await;
@@ -480,23 +638,49 @@ async fn rate_limits_and_outages_are_transient() -> TestResult {
     let before = Utc::now();
     let err = c.match_position(&kari_change).await.err().ok_or("no 429")?;
     let f = err.failure();
-    assert_eq!((f.code, f.class, f.http_status), (FailureCode::RateLimited, FailureClass::Transient, Some(429)));
+    assert_eq!(
+        (f.code, f.class, f.http_status),
+        (FailureCode::RateLimited, FailureClass::Transient, Some(429))
+    );
     let wait = f.retry_not_before.ok_or("no retry instant")? - before;
-    assert!(wait >= chrono::Duration::seconds(6) && wait <= chrono::Duration::seconds(9), "{wait}");
+    assert!(
+        wait >= chrono::Duration::seconds(6) && wait <= chrono::Duration::seconds(9),
+        "{wait}"
+    );
 
     sim.arm(Fault::new(FaultKind::RateLimited { reset_s: None }, 1).path_prefix("/employee"));
-    let f = c.match_position(&kari_change).await.err().ok_or("no 429")?.failure();
-    assert_eq!((f.code, f.retry_not_before), (FailureCode::RateLimited, None));
+    let f = c
+        .match_position(&kari_change)
+        .await
+        .err()
+        .ok_or("no 429")?
+        .failure();
+    assert_eq!(
+        (f.code, f.retry_not_before),
+        (FailureCode::RateLimited, None)
+    );
 
     for kind in [FaultKind::ServerError, FaultKind::Unavailable] {
         sim.arm(Fault::new(kind, 1).path_prefix("/employee"));
-        let f = c.match_position(&kari_change).await.err().ok_or("no 5xx")?.failure();
-        assert_eq!((f.code, f.class), (FailureCode::Unavailable, FailureClass::Transient));
+        let f = c
+            .match_position(&kari_change)
+            .await
+            .err()
+            .ok_or("no 5xx")?
+            .failure();
+        assert_eq!(
+            (f.code, f.class),
+            (FailureCode::Unavailable, FailureClass::Transient)
+        );
         assert!(f.message.contains("retries"), "{}", f.message);
     }
 
     sim.arm(Fault::new(FaultKind::Drop, 1).path_prefix("/employee"));
-    let err = c.match_position(&kari_change).await.err().ok_or("no drop")?;
+    let err = c
+        .match_position(&kari_change)
+        .await
+        .err()
+        .ok_or("no drop")?;
     assert!(matches!(err, Error::Network(_)), "{err:?}");
     assert_eq!(err.failure().class, FailureClass::Transient);
 
@@ -514,12 +698,19 @@ async fn a_write_applied_then_dropped_is_adopted_not_repeated() -> TestResult {
     let position = c.match_position(&created).await?;
 
     sim.arm(Fault::new(FaultKind::ApplyThenDrop, 1).method("POST"));
-    let err = c.write(&created, &position, None).await.err().ok_or("the drop was not seen")?;
+    let err = c
+        .write(&created, &position, None)
+        .await
+        .err()
+        .ok_or("the drop was not seen")?;
     assert!(matches!(err, Error::Network(_)), "{err:?}");
     assert_eq!(sim.write_count(), 1);
 
     // The engine's next attempt reconciles first: the row is there, so it is adopted.
-    let found = c.find_written(&created, &position, None).await?.ok_or("not found")?;
+    let found = c
+        .find_written(&created, &position, None)
+        .await?
+        .ok_or("not found")?;
     assert_eq!(sim.details(201).len(), 1);
     assert_eq!(found.id, sim.details(201)[0].id.to_string());
 
@@ -527,7 +718,10 @@ async fn a_write_applied_then_dropped_is_adopted_not_repeated() -> TestResult {
     sim.arm(Fault::new(FaultKind::ApplyThenDrop, 1).method("PUT"));
     let updated = change("updated", kari(), "53000", "monthly", "2026-01-01");
     assert!(c.write(&updated, &position, Some(&found)).await.is_err());
-    assert_eq!(c.find_written(&updated, &position, Some(&found)).await?, Some(found.clone()));
+    assert_eq!(
+        c.find_written(&updated, &position, Some(&found)).await?,
+        Some(found.clone())
+    );
     assert_eq!(sim.write_count(), 2);
     assert_eq!(sim.details(201).len(), 1);
     sim.shutdown().await;
@@ -541,10 +735,17 @@ async fn a_refused_write_is_permanent_and_says_why() -> TestResult {
     let created = change("created", kari(), "52000", "monthly", "2026-01-01");
     let mut position = c.match_position(&created).await?;
     position.employment_id = "999999".into();
-    let err = c.write(&created, &position, None).await.err().ok_or("wrote to a ghost")?;
+    let err = c
+        .write(&created, &position, None)
+        .await
+        .err()
+        .ok_or("wrote to a ghost")?;
     let f = err.failure();
     assert_eq!(f.class, FailureClass::Permanent, "{f}");
-    assert!(f.http_status.is_some_and(|s| (400..500).contains(&s)), "{f}");
+    assert!(
+        f.http_status.is_some_and(|s| (400..500).contains(&s)),
+        "{f}"
+    );
     assert!(f.message.contains("retry"), "{}", f.message);
     sim.shutdown().await;
     Ok(())
