@@ -557,7 +557,11 @@ async fn editing_proxy(upstream: String, bumps: u32) -> std::io::Result<String> 
                 .body(body);
             let answer = match forward.send().await {
                 Ok(a) => a,
-                Err(_) => return Response::builder().status(502).body(Body::empty()),
+                Err(_) => {
+                    let mut bad = Response::new(Body::empty());
+                    *bad.status_mut() = axum::http::StatusCode::BAD_GATEWAY;
+                    return bad;
+                }
             };
             let mut out = Response::builder().status(answer.status().as_u16());
             for (k, v) in answer.headers() {
@@ -567,6 +571,7 @@ async fn editing_proxy(upstream: String, bumps: u32) -> std::io::Result<String> 
             }
             let bytes = answer.bytes().await.unwrap_or_default();
             out.body(Body::from(bytes))
+                .unwrap_or_else(|_| Response::new(Body::empty()))
         }
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -351,12 +351,42 @@ impl TripletexConnector {
             call: Call::SessionCreate,
         };
         let answer = self.send(&request, None).await?;
-        let created: Single<wire::SessionToken> = self.decode(&request, answer)?;
+        let created: Single<wire::SessionToken> = self
+            .decode(&request, answer)
+            .map_err(|e| self.scrub_tokens(e))?;
         tracing::debug!(system = "tripletex", %expires, "session created");
         Ok(Session {
             token: Secret::new(created.value.token),
             expires,
         })
+    }
+
+    /// Tripletex's answer to a refused session may quote what it was sent; the tokens are cut
+    /// out of whatever it said before the error goes anywhere.
+    fn scrub_tokens(&self, error: Error) -> Error {
+        let tokens = [
+            self.config.consumer_token.expose(),
+            self.config.employee_token.expose(),
+        ];
+        let scrub = |text: &mut String| {
+            for token in tokens.iter().filter(|t| !t.is_empty()) {
+                *text = text.replace(token, "[redacted]");
+            }
+        };
+        match error {
+            Error::Http(mut e) => {
+                scrub(&mut e.message);
+                if let Some(m) = e.vendor_message.as_mut() {
+                    scrub(m);
+                }
+                Error::Http(e)
+            }
+            Error::Unexpected(mut m) => {
+                scrub(&mut m);
+                Error::Unexpected(m)
+            }
+            other => other,
+        }
     }
 
     /// Sends once; transport failures become `Error::Network`.

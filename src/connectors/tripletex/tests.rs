@@ -133,3 +133,30 @@ fn rows_match_on_date_type_and_exact_amount() {
     };
     assert!(cleared.holds(&delete, None));
 }
+
+#[test]
+fn a_refused_session_never_quotes_the_tokens() {
+    let config = TripletexConfig {
+        base_url: "https://tripletex.no/v2".into(),
+        consumer_token: Secret::new("consumer-SECRET-1"),
+        employee_token: Secret::new("employee-SECRET-2"),
+        company: None,
+        session_days: 1,
+    };
+    let connector = TripletexConnector::new(config, reqwest::Client::new());
+    let body = br#"{"status":422,"code":15000,"message":"Invalid employee token employee-SECRET-2",
+        "validationMessages":[{"field":"consumerToken","message":"unknown consumer-SECRET-1"}]}"#;
+    let http = classify::http_error(
+        422,
+        "PUT",
+        "/token/session/:create",
+        None,
+        body,
+        Call::SessionCreate,
+        None,
+    );
+    let err = connector.scrub_tokens(Error::Http(Box::new(http)));
+    let shown = format!("{err} {err:?} {:?}", err.failure());
+    assert!(!shown.contains("SECRET"), "{shown}");
+    assert!(shown.contains("[redacted]"), "{shown}");
+}
