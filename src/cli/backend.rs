@@ -26,11 +26,13 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// Finds the daemon for `store_path`, or opens the store.
+    /// Finds the daemon for `store_path`, or opens the store. `create` makes a missing store
+    /// (for `submit`); otherwise a missing store is an error.
     pub async fn connect(
         store_path: &Path,
         integrations: HashSet<IntegrationId>,
         retry: RetrySettings,
+        create: bool,
     ) -> Result<Self> {
         if let Some(d) = Discovery::read(store_path) {
             let client = reqwest::Client::builder()
@@ -52,7 +54,11 @@ impl Backend {
                 });
             }
         }
-        if !store_path.exists() {
+        if create {
+            std::fs::create_dir_all(store_path).with_context(|| {
+                format!("cannot create the store directory {}", store_path.display())
+            })?;
+        } else if !store_path.exists() {
             bail!(
                 "no store at {} (has the daemon ever run with this config?)",
                 store_path.display()

@@ -64,8 +64,13 @@ pub async fn run() -> Result<()> {
         "demo: daemon on a temporary store, admin API at {}",
         running.admin_addr
     );
-    let backend =
-        Backend::connect(&store_path, Default::default(), RetrySettings::default()).await?;
+    let backend = Backend::connect(
+        &store_path,
+        Default::default(),
+        RetrySettings::default(),
+        false,
+    )
+    .await?;
 
     eprintln!("demo: sending 7 salary changes (create, update, delete; wrong currency; overlap; no employment)");
     submit(

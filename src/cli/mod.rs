@@ -118,20 +118,21 @@ pub async fn main(cli: Cli) -> Result<()> {
         }
         command => {
             let config = Config::load(&cli.config).map_err(anyhow::Error::msg)?;
-            let backend = connect(&config).await?;
+            let create = matches!(command, Command::Submit { .. });
+            let backend = connect(&config, create).await?;
             tracing::debug!(mode = backend.mode(), "store reached");
             store_command(&backend, command).await
         }
     }
 }
 
-async fn connect(config: &Config) -> Result<Backend> {
+async fn connect(config: &Config, create: bool) -> Result<Backend> {
     let integrations: HashSet<IntegrationId> = config
         .integrations
         .iter()
         .filter_map(|i| IntegrationId::parse(i.id()).ok())
         .collect();
-    Backend::connect(&config.store, integrations, config.retry.clone()).await
+    Backend::connect(&config.store, integrations, config.retry.clone(), create).await
 }
 
 async fn store_command(backend: &Backend, command: Command) -> Result<()> {

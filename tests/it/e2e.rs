@@ -206,10 +206,26 @@ async fn every_terminal_state_is_reached_with_a_readable_reason() {
         shown.history
     );
 
+    let log_path = daemon.log.clone();
     assert_eq!(
         daemon.terminate(),
         Some(0),
         "SIGTERM stops the daemon cleanly"
     );
+    let log = std::fs::read_to_string(log_path).unwrap_or_default();
+    assert!(log.contains("transition"), "the daemon logged its work");
+    let seed = Seed::demo();
+    for secret in [&seed.consumer_token, &seed.employee_token] {
+        assert!(
+            !log.contains(secret.as_str()),
+            "a credential reached the log"
+        );
+    }
+    for amount in ["52000", "53500", "642000", "650000", "312.5"] {
+        assert!(
+            !log.contains(amount),
+            "an amount reached the info log: {amount}"
+        );
+    }
     sim.shutdown().await;
 }

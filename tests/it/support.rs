@@ -119,10 +119,6 @@ impl DaemonProcess {
         let _ = self.child.kill();
         None
     }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
 }
 
 /// A client of the running daemon's admin API, found through its discovery file.
