@@ -12,8 +12,9 @@
 //! (no `/v2`: Prism matches spec paths and appends them to the upstream URL).
 //!
 //! Routes: `PUT /token/session/:create` (no auth), and with Basic auth (user `0` or the
-//! company id, password a live session token): `GET /token/session/>whoAmI` (also
-//! `%3EwhoAmI`), `GET /company/{id}`, `GET /employee[?id=&employeeNumber=&email=]`,
+//! company id, password a live session token): `GET /token/session/%3EwhoAmI` (the
+//! `>` must be percent-encoded, as reqwest and Prism do: hyper's request parser refuses a raw
+//! `>` with a bare 400, since RFC 3986 does not allow it in a path), `GET /company/{id}`, `GET /employee[?id=&employeeNumber=&email=]`,
 //! `GET /employee/{id}`, `GET /employee/employment[?employeeId=]`,
 //! `GET /employee/employment/{id}`, `GET /employee/employment/details[?employmentId=]`,
 //! `GET /employee/employment/details/{id}`, `POST /employee/employment/details` (201),
