@@ -319,12 +319,8 @@ async fn handle(
     if path == "/_sim" || path.starts_with("/_sim/") {
         return control(&shared, &method, &path, &uri, &body);
     }
-    shared.requests.fetch_add(1, Ordering::Relaxed);
-    let request_id = format!(
-        "{:08x}-{}",
-        shared.request_prefix,
-        shared.requests.load(Ordering::Relaxed)
-    );
+    let seq = shared.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    let request_id = format!("{:08x}-{seq}", shared.request_prefix);
     let path = match path.strip_prefix("/v2") {
         Some(rest) if rest.is_empty() || rest.starts_with('/') => rest.to_string(),
         _ => path,
