@@ -23,6 +23,13 @@ pub enum FaultKind {
         /// Seconds in `X-Rate-Limit-Reset`, or no header.
         reset_s: Option<u64>,
     },
+    /// Handle the request normally, but send the answer slowly: the head at once, then the body
+    /// in 16-byte chunks `chunk_delay_ms` apart; the connection closes after the answer. Tests
+    /// a client's read timeout.
+    SlowBody {
+        /// Pause between body chunks.
+        chunk_delay_ms: u64,
+    },
     /// Close the connection without answering and without touching the state.
     Drop,
     /// Only for POST/PUT of employment details: apply the write, then close the connection

@@ -12,17 +12,29 @@
 //! (no `/v2`: Prism matches spec paths and appends them to the upstream URL).
 //!
 //! Routes: `PUT /token/session/:create` (no auth), and with Basic auth (user `0` or the
-//! company id, password a live session token): `GET /token/session/>whoAmI` (also
-//! `%3EwhoAmI`), `GET /company/{id}`, `GET /employee[?id=&employeeNumber=&email=]`,
-//! `GET /employee/{id}`, `GET /employee/employment[?employeeId=]`,
-//! `GET /employee/employment/{id}`, `GET /employee/employment/details[?employmentId=]`,
-//! `GET /employee/employment/details/{id}`, `POST /employee/employment/details` (201),
-//! `PUT /employee/employment/details/{id}`. Lists page with `from`/`count`; `fields=` is
-//! accepted and ignored (full objects are returned). Errors use Tripletex's envelope and codes:
-//! 401/3000, 403/9000, 404/6000, 405/4000, 409/8000 (stale `version`), 409/14000 (duplicate
-//! date, only with [`Seed::reject_duplicate_dates`]), 422/15000 (value), 16000 (type),
-//! 21000 (query parameter), 22000 (invalid JSON), 429, 500/1000, 503/1000. Every answer has
+//! company id, password a live session token): `GET /token/session/%3EwhoAmI`,
+//! `GET /company/{id}`, `GET /employee[?id=&employeeNumber=&email=]`, `GET /employee/{id}`,
+//! `GET /employee/employment[?employeeId=]`, `GET /employee/employment/{id}`,
+//! `GET /employee/employment/details[?employmentId=]`, `GET /employee/employment/details/{id}`,
+//! `POST /employee/employment/details` (201), `PUT /employee/employment/details/{id}`.
+//! The `>` of `>whoAmI` must be percent-encoded, as reqwest and Prism send it: hyper's request
+//! parser refuses a raw `>` with a bare 400 (RFC 3986 does not allow it in a path).
+//!
+//! Lists page with `from`/`count`; `fields=` is accepted and ignored (full objects come back).
+//! A PUT is a partial update; a `version` in its body must equal the stored one (409/8000),
+//! and a PUT without `version` is applied unchecked, as Tripletex documents. Versions start
+//! at 0 and go up by one per write. Errors use Tripletex's envelope and codes: 401/3000,
+//! 403/9000, 404/6000, 405/4000, 409/8000, 409/14000 (duplicate date, only with
+//! [`Seed::reject_duplicate_dates`]), 422/15000 (value), 16000 (type), 21000 (query
+//! parameter), 22000 (invalid JSON), 429, 500/1000, 503/1000. Every answer has
 //! `x-tlx-request-id`; 2xx answers have `X-Rate-Limit-Limit/Remaining/Reset`.
+//!
+//! # Faults
+//! [`Control::set_latency`] adds a delay to every answer; [`Control::arm`] queues one-shot
+//! [`Fault`]s (500, 503, 429 with or without Reset, a slow body, a dropped connection, and for
+//! details writes "apply, then drop" and "apply, then hang"), each for the next `times`
+//! requests matching an optional method and path prefix. [`Control::wait_for_writes`] lets a
+//! crash test wait until a write has landed.
 //!
 //! # Control API (not Tripletex's), for a simulator running in another process
 //! - `GET /_sim/faults`, `PUT /_sim/faults` (replace, body [`Faults`]), `POST /_sim/faults`
@@ -34,8 +46,8 @@
 //! - `GET /_sim/stats`: `{"writes","requests","sessions"}`.
 //!
 //! Architecture Invariant: the simulator's state lives in memory only and changes only through
-//! the API's writes, [`Control`]'s methods, or the control API; [`model`] holds the rules and does
-//! no I/O.
+//! the API's writes, [`Control`]'s methods, or the control API; the `model` module holds the
+//! rules and does no I/O.
 
 mod faults;
 mod model;

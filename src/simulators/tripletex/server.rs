@@ -8,8 +8,10 @@
 //! [`ConnIo`], which shares a kill flag with the [`Conn`] value handlers receive as
 //! `ConnectInfo`. A handler that must drop the connection sets the flag and returns; hyper's
 //! first write of the response head then fails, so not one byte of an answer leaves the process,
-//! and hyper closes the socket.
+//! and hyper closes the socket. The same wrapper slows an answer down: once the handler sets a
+//! chunk delay, the response head goes out at once and the body follows in small chunks.
 
+use std::future::Future as _;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -91,9 +93,11 @@ fn today() -> NaiveDate {
 }
 
 /// What a handler knows about its connection.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Conn {
     kill: Arc<AtomicBool>,
+    /// Milliseconds between body chunks; 0 writes at full speed.
+    chunk_delay_ms: Arc<AtomicU64>,
 }
 
 impl Conn {
@@ -101,7 +105,15 @@ impl Conn {
     fn kill(&self) {
         self.kill.store(true, Ordering::SeqCst);
     }
+
+    /// Writes the rest of this connection's output slowly (see [`ConnIo`]).
+    fn slow_down(&self, chunk_delay_ms: u64) {
+        self.chunk_delay_ms.store(chunk_delay_ms, Ordering::SeqCst);
+    }
 }
+
+/// Bytes per chunk of a slowed-down body.
+const SLOW_CHUNK_BYTES: usize = 16;
 
 impl Connected<IncomingStream<'_, SimListener>> for Conn {
     fn connect_info(stream: IncomingStream<'_, SimListener>) -> Self {
@@ -109,15 +121,48 @@ impl Connected<IncomingStream<'_, SimListener>> for Conn {
     }
 }
 
-/// An accepted socket whose reads and writes fail once its [`Conn`] is killed.
+/// An accepted socket whose reads and writes fail once its [`Conn`] is killed, and whose output
+/// after the first response head is written in [`SLOW_CHUNK_BYTES`] chunks with a pause between
+/// them once the [`Conn`] is slowed down.
 pub(crate) struct ConnIo {
     inner: TcpStream,
-    kill: Arc<AtomicBool>,
+    conn: Conn,
+    /// The end of the response head (`\r\n\r\n`) has been written since slowing down began.
+    head_written: bool,
+    pause: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl ConnIo {
     fn killed(&self) -> bool {
-        self.kill.load(Ordering::SeqCst)
+        self.conn.kill.load(Ordering::SeqCst)
+    }
+
+    /// A write while slowed down: the head at full speed, then one small chunk per pause.
+    fn poll_write_slow(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+        delay_ms: u64,
+    ) -> Poll<io::Result<usize>> {
+        if !self.head_written {
+            let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4);
+            let part = &buf[..head_end.unwrap_or(buf.len())];
+            let written = std::task::ready!(Pin::new(&mut self.inner).poll_write(cx, part))?;
+            if head_end == Some(written) {
+                self.head_written = true;
+            }
+            return Poll::Ready(Ok(written));
+        }
+        if let Some(pause) = self.pause.as_mut() {
+            std::task::ready!(pause.as_mut().poll(cx));
+            self.pause = None;
+        }
+        let part = &buf[..buf.len().min(SLOW_CHUNK_BYTES)];
+        let written = std::task::ready!(Pin::new(&mut self.inner).poll_write(cx, part))?;
+        self.pause = Some(Box::pin(tokio::time::sleep(Duration::from_millis(
+            delay_ms,
+        ))));
+        Poll::Ready(Ok(written))
     }
 }
 
@@ -150,7 +195,11 @@ impl AsyncWrite for ConnIo {
         if self.killed() {
             return Poll::Ready(Err(aborted()));
         }
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        match this.conn.chunk_delay_ms.load(Ordering::SeqCst) {
+            0 => Pin::new(&mut this.inner).poll_write(cx, buf),
+            delay_ms => this.poll_write_slow(cx, buf, delay_ms),
+        }
     }
 
     fn poll_write_vectored(
@@ -161,7 +210,15 @@ impl AsyncWrite for ConnIo {
         if self.killed() {
             return Poll::Ready(Err(aborted()));
         }
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        match this.conn.chunk_delay_ms.load(Ordering::SeqCst) {
+            0 => Pin::new(&mut this.inner).poll_write_vectored(cx, bufs),
+            // A partial write is allowed: write from the first non-empty slice only.
+            delay_ms => match bufs.iter().find(|b| !b.is_empty()) {
+                Some(first) => this.poll_write_slow(cx, first, delay_ms),
+                None => Poll::Ready(Ok(0)),
+            },
+        }
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -194,9 +251,14 @@ impl Listener for SimListener {
                     if let Err(error) = inner.set_nodelay(true) {
                         tracing::debug!(%error, "tripletex simulator: TCP_NODELAY not set");
                     }
-                    let kill = Arc::new(AtomicBool::new(false));
-                    let conn = Conn { kill: kill.clone() };
-                    return (ConnIo { inner, kill }, conn);
+                    let conn = Conn::default();
+                    let io = ConnIo {
+                        inner,
+                        conn: conn.clone(),
+                        head_written: false,
+                        pause: None,
+                    };
+                    return (io, conn);
                 }
                 Err(error) => {
                     // Out of file descriptors and similar: wait a little rather than spin.
@@ -209,9 +271,7 @@ impl Listener for SimListener {
 
     fn local_addr(&self) -> io::Result<Conn> {
         self.0.local_addr()?;
-        Ok(Conn {
-            kill: Arc::new(AtomicBool::new(false)),
-        })
+        Ok(Conn::default())
     }
 }
 
@@ -259,12 +319,8 @@ async fn handle(
     if path == "/_sim" || path.starts_with("/_sim/") {
         return control(&shared, &method, &path, &uri, &body);
     }
-    shared.requests.fetch_add(1, Ordering::Relaxed);
-    let request_id = format!(
-        "{:08x}-{}",
-        shared.request_prefix,
-        shared.requests.load(Ordering::Relaxed)
-    );
+    let seq = shared.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    let request_id = format!("{:08x}-{seq}", shared.request_prefix);
     let path = match path.strip_prefix("/v2") {
         Some(rest) if rest.is_empty() || rest.starts_with('/') => rest.to_string(),
         _ => path,
@@ -277,11 +333,18 @@ async fn handle(
     }
 
     let fault = lock(&shared.faults).take(true, method.as_str(), &path);
+    let mut close_after = false;
     if let Some(fault) = fault {
         tracing::debug!(method = %method, path, ?fault, "tripletex simulator: fault");
         let answer = match fault {
-            FaultKind::ServerError => ApiError::internal("Simulated internal error.").into(),
-            FaultKind::Unavailable => ApiError::new(503, 1000, "Service unavailable.").into(),
+            FaultKind::SlowBody { chunk_delay_ms } => {
+                // Slowness sticks to the connection, so the connection ends with this answer.
+                conn.slow_down(chunk_delay_ms);
+                close_after = true;
+                None
+            }
+            FaultKind::ServerError => Some(ApiError::internal("Simulated internal error.").into()),
+            FaultKind::Unavailable => Some(ApiError::new(503, 1000, "Service unavailable.").into()),
             FaultKind::RateLimited { reset_s } => {
                 let mut answer: Answer =
                     ApiError::new(429, 0, "Too many requests; the rate limit is reached.").into();
@@ -295,20 +358,25 @@ async fn handle(
                         .headers
                         .push(("X-Rate-Limit-Reset", reset.to_string()));
                 }
-                answer
+                Some(answer)
             }
             FaultKind::Drop | FaultKind::ApplyThenDrop | FaultKind::ApplyThenHang { .. } => {
                 conn.kill();
                 return drop_answer();
             }
         };
-        return respond(&shared, answer, &request_id);
+        if let Some(answer) = answer {
+            return respond(&shared, answer, &request_id);
+        }
     }
 
-    let (answer, wrote) = match api(&shared, &method, &path, &uri, &headers, &body) {
+    let (mut answer, wrote) = match api(&shared, &method, &path, &uri, &headers, &body) {
         Ok((answer, wrote)) => (answer, wrote),
         Err(e) => (e.into(), false),
     };
+    if close_after {
+        answer.headers.push(("connection", "close".into()));
+    }
     tracing::debug!(method = %method, path, status = answer.status, "tripletex simulator");
     if wrote {
         shared.writes.send_modify(|n| *n += 1);

@@ -346,3 +346,25 @@ async fn control_api_over_http() {
     assert_eq!(bad.status(), 400);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn slow_body_sends_the_head_at_once_and_the_body_slowly() {
+    let sim = start(Seed::demo()).await.unwrap();
+    let c = Client::login(&sim).await;
+    sim.arm(Fault::new(FaultKind::SlowBody { chunk_delay_ms: 20 }, 1));
+    let started = Instant::now();
+    let response = c.get("/employee/101").await.unwrap();
+    let head_after = started.elapsed();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let body_after = started.elapsed();
+    assert_eq!(body["value"]["id"], 101);
+    assert!(head_after < Duration::from_millis(200), "{head_after:?}");
+    // The employee answer is a few hundred bytes: well over ten 16-byte chunks.
+    assert!(body_after >= Duration::from_millis(200), "{body_after:?}");
+    // The next request runs at full speed on a new connection.
+    let started = Instant::now();
+    assert_eq!(c.get("/employee/101").await.unwrap().status(), 200);
+    assert!(started.elapsed() < Duration::from_millis(200));
+    sim.shutdown().await;
+}
