@@ -14,7 +14,7 @@ use std::time::Duration;
 
 pub enum Backend {
     Direct {
-        store: Store,
+        store: Box<Store>,
         integrations: HashSet<IntegrationId>,
         retry: RetrySettings,
     },
@@ -65,7 +65,7 @@ impl Backend {
             );
         }
         match Store::open(store_path) {
-            Ok(store) => Ok(Self::Direct { store, integrations, retry }),
+            Ok(store) => Ok(Self::Direct { store: Box::new(store), integrations, retry }),
             Err(storage::Error::Locked { path }) => Err(anyhow!(
                 "the store at {path} is held by another process, but no daemon answers on its admin API; if a daemon is starting, wait and try again"
             )),

@@ -155,7 +155,7 @@ async fn every_terminal_state_is_reached_with_a_readable_reason() {
     // Payroll holds each salary exactly once, with the last values.
     let kari = control.details(201);
     assert_eq!(kari.len(), 1, "{kari:?}");
-    assert_eq!(kari[0].annual_salary, Decimal::new(53_500_00 * 12, 2));
+    assert_eq!(kari[0].annual_salary, Decimal::new(5_350_000 * 12, 2));
     let ola = control.details(203);
     assert_eq!(ola.len(), 1, "{ola:?}");
     assert_eq!(ola[0].annual_salary, Decimal::from(650_000));
