@@ -47,6 +47,23 @@ pub enum OverlapCheck {
     Conflict { record_id: String, period: Period },
 }
 
+/// How a write started: finished at once, or accepted as an asynchronous job to poll
+/// (Visma.net Payroll answers 202 with the job's `Location`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteStart {
+    Done(WriteReport),
+    Job { job: String },
+}
+
+/// A polled job's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobPoll {
+    /// Still running: poll again later.
+    Running,
+    /// Succeeded and the change is in payroll.
+    Done(WriteReport),
+}
+
 /// One payroll system, as the engine drives it: one method per workflow step. Every method
 /// may be called again after a crash or a timeout, so each must be safe to repeat.
 #[async_trait]
@@ -85,4 +102,42 @@ pub trait Connector: Send + Sync {
         position: &Position,
         owned: Option<&PayrollRecord>,
     ) -> Result<WriteReport, Error>;
+
+    /// The engine's write: systems with asynchronous writes override it to return the job;
+    /// the others finish the write here.
+    async fn start_write(
+        &self,
+        change: &SalaryChange,
+        position: &Position,
+        owned: Option<&PayrollRecord>,
+    ) -> Result<WriteStart, Error> {
+        self.write(change, position, owned)
+            .await
+            .map(WriteStart::Done)
+    }
+
+    /// Polls a job `start_write` returned. Only systems with asynchronous writes have jobs.
+    async fn poll_job(
+        &self,
+        job: &str,
+        change: &SalaryChange,
+        position: &Position,
+    ) -> Result<JobPoll, Error> {
+        let _ = (change, position);
+        Err(Error::Unexpected(format!(
+            "{} has no asynchronous jobs, but job {job} was recorded",
+            self.system()
+        )))
+    }
+
+    /// Reconciliation for asynchronous writes: a job this change started whose URL was never
+    /// recorded (a crash between the write and its commit). Looked for before any second write.
+    async fn find_job(
+        &self,
+        change: &SalaryChange,
+        position: &Position,
+    ) -> Result<Option<String>, Error> {
+        let _ = (change, position);
+        Ok(None)
+    }
 }

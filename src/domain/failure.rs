@@ -46,10 +46,11 @@ pub enum FailureCode {
     UnexpectedAnswer,
     Cancelled,
     IntegrationMissing,
+    JobRunning,
 }
 
 impl FailureCode {
-    pub const ALL: [FailureCode; 13] = [
+    pub const ALL: [FailureCode; 14] = [
         Self::NoEmployee,
         Self::NoEmployment,
         Self::CurrencyMismatch,
@@ -63,6 +64,7 @@ impl FailureCode {
         Self::UnexpectedAnswer,
         Self::Cancelled,
         Self::IntegrationMissing,
+        Self::JobRunning,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -80,6 +82,7 @@ impl FailureCode {
             Self::UnexpectedAnswer => "unexpected-answer",
             Self::Cancelled => "cancelled",
             Self::IntegrationMissing => "integration-missing",
+            Self::JobRunning => "job-running",
         }
     }
 
@@ -99,6 +102,7 @@ impl FailureCode {
             Self::UnexpectedAnswer => "The payroll system answered in a form salary-sync does not understand; report it with the request id.",
             Self::Cancelled => "An operator cancelled the workflow; nothing further is sent.",
             Self::IntegrationMissing => "The instance belongs to an integration the daemon is not configured for; add it to the config and restart. The instance waits.",
+            Self::JobRunning => "The payroll system's asynchronous job had not finished within the retry budget; check the job in the payroll system, then retry (polling resumes, nothing is sent twice).",
         }
     }
 }

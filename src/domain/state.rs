@@ -104,7 +104,11 @@ pub const TRANSITIONS: &[Edge] = &[
         OverlapChecked,
         "no foreign record overlaps",
     ),
-    edge(OverlapChecked, OverlapChecked, "intent to write recorded"),
+    edge(
+        OverlapChecked,
+        OverlapChecked,
+        "intent to write recorded / write accepted as a job",
+    ),
     edge(OverlapChecked, Sent, "written (or adopted after a crash)"),
     edge(
         OverlapChecked,

@@ -31,6 +31,10 @@ pub enum Input {
     IntentRecorded {
         updates: Option<PayrollRecord>,
     },
+    /// `overlap-checked`: the payroll system accepted the write as an asynchronous job.
+    JobAccepted {
+        job: String,
+    },
     /// `overlap-checked`: the write happened (or a record written earlier was adopted).
     Written(WriteReport),
     /// Any step failed.
@@ -114,6 +118,7 @@ impl Input {
             Self::OverlapClear => "overlap-clear",
             Self::OverlapFound { .. } => "overlap-found",
             Self::IntentRecorded { .. } => "intent-recorded",
+            Self::JobAccepted { .. } => "job-accepted",
             Self::Written(_) => "written",
             Self::StepFailed(_) => "step-failed",
             Self::Operator(OperatorAction::Retry { .. }) => "operator-retry",
@@ -207,8 +212,22 @@ pub fn step(
                 next.intent = Some(Intent {
                     recorded_at: now,
                     updates,
+                    job: None,
                 });
                 ("intent-recorded", detail, None, None)
+            }
+            (State::OverlapChecked, Input::JobAccepted { job }) => {
+                let Some(intent) = &mut next.intent else {
+                    return Err(illegal("a job without a recorded intent"));
+                };
+                if intent.job.is_some() {
+                    return Err(illegal("a job is already being polled"));
+                }
+                intent.job = Some(job.clone());
+                next.wake_at = Some(now);
+                let detail =
+                    format!("the payroll system accepted the write as job {job}; polling it");
+                ("job-accepted", detail, None, None)
             }
             (State::OverlapChecked, Input::Written(report)) => {
                 if wf.intent.is_none() {

@@ -256,6 +256,42 @@ fn a_write_needs_a_recorded_intent_and_only_one() {
 }
 
 #[test]
+fn an_asynchronous_job_is_recorded_once_and_kept_while_polling() {
+    let wf = run(&new_wf(ChangeKind::Created), happy_inputs()[..3].to_vec()).expect("legal");
+    let job = || Input::JobAccepted {
+        job: "/jobs/1".into(),
+    };
+    assert!(
+        step(&wf, job(), t0(), &POLICY).is_err(),
+        "a job needs an intent first"
+    );
+    let wf = step(&wf, Input::IntentRecorded { updates: None }, t0(), &POLICY)
+        .expect("legal")
+        .workflow;
+    let polling = step(&wf, job(), t0(), &POLICY).expect("legal").workflow;
+    assert_eq!(
+        polling.intent.as_ref().and_then(|i| i.job.as_deref()),
+        Some("/jobs/1")
+    );
+    assert!(
+        step(&polling, job(), t0(), &POLICY).is_err(),
+        "one job per write"
+    );
+    let running = Failure::transient(FailureCode::JobRunning, "running");
+    let still = step(&polling, Input::StepFailed(running), t0(), &POLICY)
+        .expect("legal")
+        .workflow;
+    assert_eq!(
+        still.intent, polling.intent,
+        "the job survives a poll that says running"
+    );
+    let done = step(&still, written(false), t0(), &POLICY)
+        .expect("legal")
+        .workflow;
+    assert_eq!(done.state, State::Sent);
+}
+
+#[test]
 fn a_failure_during_the_write_keeps_the_intent_for_reconciliation() {
     let wf = run(&new_wf(ChangeKind::Created), happy_inputs()[..4].to_vec()).expect("legal");
     let t = step(&wf, Input::StepFailed(transient()), t0(), &POLICY).expect("legal");
@@ -379,6 +415,9 @@ fn any_input() -> impl Strategy<Value = Input> {
             period: position().period
         }),
         Just(Input::IntentRecorded { updates: None }),
+        Just(Input::JobAccepted {
+            job: "/jobs/7".into()
+        }),
         any::<bool>().prop_map(written),
         Just(Input::StepFailed(transient())),
         Just(Input::StepFailed(Failure::permanent(

@@ -32,6 +32,8 @@ pub struct Intent {
     pub recorded_at: DateTime<Utc>,
     /// The record the write will update, when it updates rather than creates.
     pub updates: Option<PayrollRecord>,
+    /// The asynchronous job the payroll system accepted the write as, once known.
+    pub job: Option<String>,
 }
 
 /// An operator confirmed the manual delete in payroll.

@@ -3,8 +3,10 @@
 //! must wait. Commit first, then act: the intent is durable before the payroll write starts.
 
 use super::Shared;
-use crate::connectors::{Connector, OverlapCheck};
-use crate::domain::{step, Failure, FailureCode, Input, State, Transition, Workflow, WriteReport};
+use crate::connectors::{Connector, JobPoll, OverlapCheck, WriteStart};
+use crate::domain::{
+    step, Failure, FailureCode, Input, Intent, State, Transition, Workflow, WriteReport,
+};
 use crate::storage;
 use std::sync::Arc;
 use tracing::{debug, info, warn};
@@ -104,44 +106,72 @@ async fn write(
     let owned = shared
         .store
         .owned_record(&change.integration_id, &change.salary.id)?;
-    let mut wf = wf.clone();
-    if wf.intent.is_some() {
+    let wf = match &wf.intent {
+        // A job is running in payroll: poll it, never write again.
+        Some(Intent { job: Some(job), .. }) => {
+            let input = match connector.poll_job(job, change, &position).await {
+                Ok(JobPoll::Done(report)) => Input::Written(report),
+                Ok(JobPoll::Running) => Input::StepFailed(Failure::transient(
+                    FailureCode::JobRunning,
+                    format!("payroll job {job} is still running"),
+                )),
+                Err(e) => Input::StepFailed(e.failure()),
+            };
+            return commit(shared, wf, input).await;
+        }
         // Resumed with a write outstanding (crash, timeout, dropped connection): look before
-        // writing again.
-        match connector
-            .find_written(change, &position, owned.as_ref())
-            .await
-        {
-            Ok(Some(record)) => {
-                info!(workflow_id = %wf.id, record = %record.id, "interrupted write found in payroll; adopting it");
-                let report = WriteReport {
-                    record,
-                    adopted: true,
-                    dropped_fields: Vec::new(),
-                    record_remains_after_delete: remains_after_delete(connector.as_ref()),
-                };
-                return commit(shared, &wf, Input::Written(report)).await;
+        // writing again, for the record and then for a job that write may have started.
+        Some(Intent { job: None, .. }) => {
+            match connector
+                .find_written(change, &position, owned.as_ref())
+                .await
+            {
+                Ok(Some(record)) => {
+                    info!(workflow_id = %wf.id, record = %record.id, "interrupted write found in payroll; adopting it");
+                    let report = WriteReport {
+                        record,
+                        adopted: true,
+                        dropped_fields: Vec::new(),
+                        record_remains_after_delete: remains_after_delete(connector.as_ref()),
+                    };
+                    return commit(shared, wf, Input::Written(report)).await;
+                }
+                Ok(None) => {}
+                Err(e) => return commit(shared, wf, Input::StepFailed(e.failure())).await,
             }
-            Ok(None) => {
-                debug!(workflow_id = %wf.id, "interrupted write left nothing in payroll; writing")
+            match connector.find_job(change, &position).await {
+                Ok(Some(job)) => {
+                    info!(workflow_id = %wf.id, %job, "interrupted write found as a running job; polling it");
+                    return commit(shared, wf, Input::JobAccepted { job }).await;
+                }
+                Ok(None) => {
+                    debug!(workflow_id = %wf.id, "interrupted write left nothing in payroll; writing")
+                }
+                Err(e) => return commit(shared, wf, Input::StepFailed(e.failure())).await,
             }
-            Err(e) => return commit(shared, &wf, Input::StepFailed(e.failure())).await,
+            wf.clone()
         }
-    } else {
-        wf = commit(
-            shared,
-            &wf,
-            Input::IntentRecorded {
-                updates: owned.clone(),
-            },
-        )
-        .await?;
-        if shared.stopping() {
-            return Ok(wf);
+        None => {
+            let wf = commit(
+                shared,
+                wf,
+                Input::IntentRecorded {
+                    updates: owned.clone(),
+                },
+            )
+            .await?;
+            if shared.stopping() {
+                return Ok(wf);
+            }
+            wf
         }
-    }
-    let input = match connector.write(change, &position, owned.as_ref()).await {
-        Ok(report) => Input::Written(report),
+    };
+    let input = match connector
+        .start_write(change, &position, owned.as_ref())
+        .await
+    {
+        Ok(WriteStart::Done(report)) => Input::Written(report),
+        Ok(WriteStart::Job { job }) => Input::JobAccepted { job },
         Err(e) => Input::StepFailed(e.failure()),
     };
     commit(shared, &wf, input).await
