@@ -212,3 +212,15 @@ employee_token = { file = "/etc/salary-sync/acme-employee" }
         assert!(!format!("{secret:?} {src:?}").contains("s3cr3t"));
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_example_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/salary-sync.toml");
+        let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.integrations.len(), 1);
+    }
+}

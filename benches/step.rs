@@ -1,0 +1,65 @@
+//! CPU cost of the pure parts: the step function and event decoding + validation.
+
+use chrono::{TimeZone, Utc};
+use criterion::{criterion_group, criterion_main, Criterion};
+use salary_sync::domain::change::parse_batch;
+use salary_sync::domain::{step, Currency, Input, Period, Position, Workflow, WorkflowId};
+use salary_sync::engine::RetrySettings;
+use std::hint::black_box;
+
+const EVENT: &str = r#"{"event_id":"evt-2f6c","integration_id":"acme-tripletex","kind":"created","occurred_at":"2026-11-25T10:00:00Z","salary":{"id":"sal-123","employee":{"id":"emp-9","payroll_employee_id":"1234","employee_number":"17","email":"kari@example.no"},"amount":"52000.00","currency":"NOK","period_unit":"monthly","start_date":"2026-01-01","end_date":null,"note":"New agreement"}}"#;
+
+fn benches(c: &mut Criterion) {
+    c.bench_function("event decode + validate", |b| {
+        b.iter(|| parse_batch(black_box(EVENT.as_bytes())))
+    });
+    let change = match parse_batch(EVENT.as_bytes())
+        .ok()
+        .and_then(|mut v| v.pop())
+        .and_then(Result::ok)
+    {
+        Some(c) => c,
+        None => return,
+    };
+    let now = Utc
+        .with_ymd_and_hms(2026, 11, 27, 3, 0, 0)
+        .single()
+        .unwrap_or_default();
+    let (wf, _) = Workflow::accept(WorkflowId(1), change, now);
+    let policy = RetrySettings::default();
+    let position = Position {
+        employee_id: "1".into(),
+        employment_id: "2".into(),
+        period: Period {
+            start: now.date_naive(),
+            end: None,
+        },
+    };
+    c.bench_function("step: pending -> matched-to-position", |b| {
+        b.iter(|| {
+            step(
+                black_box(&wf),
+                Input::Matched(position.clone()),
+                now,
+                &policy,
+            )
+        })
+    });
+    let Ok(matched) = step(&wf, Input::Matched(position.clone()), now, &policy) else {
+        return;
+    };
+    let nok = Currency::parse("NOK").unwrap_or_else(|_| unreachable!());
+    c.bench_function("step: currency check", |b| {
+        b.iter(|| {
+            step(
+                black_box(&matched.workflow),
+                Input::CurrencyFound(nok),
+                now,
+                &policy,
+            )
+        })
+    });
+}
+
+criterion_group!(step_benches, benches);
+criterion_main!(step_benches);
