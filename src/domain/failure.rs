@@ -47,10 +47,11 @@ pub enum FailureCode {
     Cancelled,
     IntegrationMissing,
     JobRunning,
+    Superseded,
 }
 
 impl FailureCode {
-    pub const ALL: [FailureCode; 14] = [
+    pub const ALL: [FailureCode; 15] = [
         Self::NoEmployee,
         Self::NoEmployment,
         Self::CurrencyMismatch,
@@ -65,6 +66,7 @@ impl FailureCode {
         Self::Cancelled,
         Self::IntegrationMissing,
         Self::JobRunning,
+        Self::Superseded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -83,6 +85,7 @@ impl FailureCode {
             Self::Cancelled => "cancelled",
             Self::IntegrationMissing => "integration-missing",
             Self::JobRunning => "job-running",
+            Self::Superseded => "superseded",
         }
     }
 
@@ -102,6 +105,7 @@ impl FailureCode {
             Self::UnexpectedAnswer => "The payroll system answered in a form salary-sync does not understand; report it with the request id.",
             Self::Cancelled => "An operator cancelled the workflow; nothing further is sent.",
             Self::IntegrationMissing => "The instance belongs to an integration the daemon is not configured for; add it to the config and restart. The instance waits.",
+            Self::Superseded => "A newer change to the same salary was already applied to payroll; this older change is not sent, so it cannot overwrite newer values. Nothing to do unless the HR system's times are wrong.",
             Self::JobRunning => "The payroll system's asynchronous job had not finished within the retry budget; check the job in the payroll system, then retry (polling resumes, nothing is sent twice).",
         }
     }
@@ -166,5 +170,24 @@ impl fmt::Display for Failure {
             write!(f, ")")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every code an operator can see has its row in docs/runbook.md.
+    #[test]
+    fn every_code_is_in_the_runbook() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/runbook.md");
+        let runbook = std::fs::read_to_string(path).unwrap_or_default();
+        for code in FailureCode::ALL {
+            assert!(
+                runbook.contains(&format!("| `{code}` |")),
+                "docs/runbook.md lacks `{code}`"
+            );
+            assert!(!code.runbook().is_empty());
+        }
     }
 }

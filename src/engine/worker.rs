@@ -46,10 +46,15 @@ async fn one_step(shared: &Shared, wf: &Workflow) -> Result<Workflow, storage::E
         return commit(shared, wf, Input::StepFailed(f)).await;
     };
     let input = match wf.state {
-        State::Pending => connector
-            .match_position(&wf.change)
-            .await
-            .map(Input::Matched),
+        State::Pending => {
+            if let Some(newer) = newer_change_applied(shared, wf)? {
+                return commit(shared, wf, Input::StepFailed(newer)).await;
+            }
+            connector
+                .match_position(&wf.change)
+                .await
+                .map(Input::Matched)
+        }
         State::MatchedToPosition => connector.currency().await.map(Input::CurrencyFound),
         State::CurrencyValidated => check_overlap(shared, connector.as_ref(), wf).await?,
         State::OverlapChecked => return write(shared, connector, wf).await,
@@ -180,6 +185,26 @@ async fn write(
 /// Tripletex keeps a deleted salary's record (values cleared); the others remove it.
 fn remains_after_delete(connector: &dyn Connector) -> bool {
     connector.system() == crate::connectors::PayrollSystem::Tripletex
+}
+
+/// An older change arriving (or retried) after a newer change to the same salary was applied
+/// must not overwrite the newer values.
+fn newer_change_applied(shared: &Shared, wf: &Workflow) -> Result<Option<Failure>, storage::Error> {
+    let change = &wf.change;
+    let applied = shared
+        .store
+        .applied(&change.integration_id, &change.salary.id)?;
+    Ok(applied
+        .filter(|a| a.applied_occurred_at > change.occurred_at)
+        .map(|a| {
+            Failure::permanent(
+                FailureCode::Superseded,
+                format!(
+                    "a newer change to salary {} (occurred {}) is already in payroll; this change (occurred {}) is not sent",
+                    change.salary.id, a.applied_occurred_at, change.occurred_at
+                ),
+            )
+        }))
 }
 
 fn missing_position() -> Input {

@@ -3,7 +3,9 @@
 //! only then answers each caller. Many workers' transitions share one fsync; none is
 //! answered before it is on disk.
 
-use super::{codec, keys, Error, ErrorLogEntry, IngestOutcome, QuarantineEntry, Trees};
+use super::{
+    codec, keys, Error, ErrorLogEntry, IngestOutcome, OwnedRecord, QuarantineEntry, Trees,
+};
 use crate::domain::{Effect, SalaryChange, State, Transition, Workflow, WorkflowId};
 use chrono::{DateTime, Utc};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
@@ -319,13 +321,26 @@ fn transition(tx: &Tx, t: &Transition) -> Result<(), Abortable> {
     for effect in &t.effects {
         match effect {
             Effect::RememberRecord(record) => {
+                let owned = OwnedRecord {
+                    record: Some(record.clone()),
+                    applied_occurred_at: change.occurred_at,
+                };
                 records.insert(
                     keys::record(&change.integration_id, &change.salary.id),
-                    codec::encode(record),
+                    codec::encode(&owned),
                 )?;
             }
             Effect::ForgetRecord => {
-                records.remove(keys::record(&change.integration_id, &change.salary.id))?;
+                // The record is gone, but the time of the change that removed it stays: an
+                // older change arriving later must not bring the salary back.
+                let owned = OwnedRecord {
+                    record: None,
+                    applied_occurred_at: change.occurred_at,
+                };
+                records.insert(
+                    keys::record(&change.integration_id, &change.salary.id),
+                    codec::encode(&owned),
+                )?;
             }
             Effect::LogError(failure) | Effect::IntegrationUnhealthy(failure) => {
                 let entry = ErrorLogEntry {

@@ -8,7 +8,7 @@
 //! Trees: `instances` (id -> Workflow), `history` (id,seq -> HistoryEntry), `by_state`
 //! (state,id), `due` (wake_at,id: every non-terminal instance), `events` (integration,event_id
 //! -> id + fingerprint), `salary_queue` (integration,salary,occurred_at,id: non-terminal changes
-//! of a salary in HR order), `records` (integration,salary -> PayrollRecord), `errors`
+//! of a salary in HR order), `records` (integration,salary -> OwnedRecord), `errors`
 //! (integration,at,id,seq -> ErrorLogEntry), `quarantine` (unreadable records, kept for a human).
 
 pub mod codec;
@@ -37,6 +37,14 @@ pub enum IngestOutcome {
     Duplicate(WorkflowId),
     /// The `event_id` was accepted before with a different body; nothing was stored.
     Conflict(WorkflowId),
+}
+
+/// The payroll record an HR salary owns, and the HR time of the last change applied to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnedRecord {
+    /// `None` after a delete that removed the record.
+    pub record: Option<PayrollRecord>,
+    pub applied_occurred_at: DateTime<Utc>,
 }
 
 /// One line of an integration's error log.
@@ -255,6 +263,15 @@ impl Store {
         integration: &IntegrationId,
         salary: &SalaryId,
     ) -> Result<Option<PayrollRecord>, Error> {
+        Ok(self.applied(integration, salary)?.and_then(|o| o.record))
+    }
+
+    /// What the last change applied to payroll for this HR salary left behind.
+    pub fn applied(
+        &self,
+        integration: &IntegrationId,
+        salary: &SalaryId,
+    ) -> Result<Option<OwnedRecord>, Error> {
         match self.trees.records.get(keys::record(integration, salary))? {
             None => Ok(None),
             Some(bytes) => codec::decode(&bytes).map(Some).map_err(|e| Error::Corrupt {

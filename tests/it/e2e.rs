@@ -229,3 +229,61 @@ async fn every_terminal_state_is_reached_with_a_readable_reason() {
     }
     sim.shutdown().await;
 }
+
+/// Regression: a change that occurred earlier but arrives after a newer one was applied (or is
+/// retried by an operator later) must not overwrite the newer values in payroll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_change_arriving_late_never_overwrites_a_newer_one() {
+    let sim = start_sim(Seed::demo()).await;
+    let control = sim.control();
+    let setup = setup(&control.base_url(), 50);
+    let daemon = DaemonProcess::spawn(&setup, "daemon.log");
+    let admin = Admin::wait(&setup.store, daemon.child.id()).await;
+    let kari = || json!({"id": "k", "payroll_employee_id": "101"});
+    let newer = json!([event(
+        "n1",
+        "created",
+        "2026-11-21T09:00:00Z",
+        "sal-kari",
+        kari(),
+        "60000",
+        "NOK",
+        "monthly",
+        "2026-01-01"
+    )]);
+    admin
+        .submit(&newer)
+        .await
+        .unwrap_or_else(|| panic!("submit"));
+    admin.wait_all_terminal(1, Duration::from_secs(30)).await;
+    let older = json!([event(
+        "n0",
+        "updated",
+        "2026-11-20T09:00:00Z",
+        "sal-kari",
+        kari(),
+        "50000",
+        "NOK",
+        "monthly",
+        "2026-01-01"
+    )]);
+    admin
+        .submit(&older)
+        .await
+        .unwrap_or_else(|| panic!("submit"));
+    let done = admin.wait_all_terminal(2, Duration::from_secs(30)).await;
+    let late = done
+        .iter()
+        .find(|w| w.change.event_id.as_str() == "n0")
+        .and_then(|w| w.last_failure.clone());
+    assert_eq!(late.map(|f| f.code), Some(FailureCode::Superseded));
+    let rows = control.details(201);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        rows[0].annual_salary,
+        Decimal::from(720_000),
+        "the newer values stay"
+    );
+    assert_eq!(daemon.terminate(), Some(0));
+    sim.shutdown().await;
+}
