@@ -25,8 +25,32 @@ pub struct Config {
     pub shutdown_grace_ms: u64,
     #[serde(default)]
     pub retry: RetrySettings,
+    /// The signed webhook; without this table the daemon takes changes only through the CLI.
+    #[serde(default)]
+    pub webhook: Option<WebhookConfig>,
     #[serde(default, rename = "integration")]
     pub integrations: Vec<IntegrationConfig>,
+}
+
+/// `POST /v1/salary-events`, signed with HMAC-SHA256 under a shared secret.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub listen: SocketAddr,
+    pub secret: SecretSource,
+    /// How far the sender's timestamp may be from our clock.
+    #[serde(default = "default_replay_window_s")]
+    pub replay_window_s: i64,
+    #[serde(default = "default_body_len_max")]
+    pub body_len_max: usize,
+}
+
+fn default_replay_window_s() -> i64 {
+    300
+}
+
+fn default_body_len_max() -> usize {
+    1024 * 1024
 }
 
 /// One customer's payroll system, tagged by `system`.
@@ -124,6 +148,14 @@ impl Config {
             return Err("workers must be between 1 and 4096".into());
         }
         self.retry.validate()?;
+        if let Some(w) = &self.webhook {
+            if !(1..=3600).contains(&w.replay_window_s) {
+                return Err("webhook.replay_window_s must be between 1 and 3600".into());
+            }
+            if !(1024..=64 * 1024 * 1024).contains(&w.body_len_max) {
+                return Err("webhook.body_len_max must be between 1 KiB and 64 MiB".into());
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for (i, integration) in self.integrations.iter().enumerate() {
             crate::domain::IntegrationId::parse(integration.id())

@@ -37,16 +37,27 @@ pub struct DaemonSettings {
     pub store: PathBuf,
     pub admin_listen: SocketAddr,
     pub engine: EngineSettings,
+    pub webhook: Option<WebhookSettings>,
+}
+
+/// The signed webhook's listener and secret.
+pub struct WebhookSettings {
+    pub listen: SocketAddr,
+    pub secret: crate::secret::Secret,
+    pub replay_window_s: i64,
+    pub body_len_max: usize,
 }
 
 /// A daemon started by `start`; stop it with `stop`.
 pub struct RunningDaemon {
     pub admin_addr: SocketAddr,
+    pub webhook_addr: Option<SocketAddr>,
     pub engine: Engine,
     store_path: PathBuf,
     stop: watch::Sender<bool>,
     engine_task: JoinHandle<Result<(), storage::Error>>,
     admin_task: JoinHandle<std::io::Result<()>>,
+    webhook_task: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 pub async fn start(
@@ -78,8 +89,44 @@ pub async fn start(
         source,
     })?;
     let token = random_token();
+    let integrations = Arc::new(integrations);
+    let (webhook_addr, webhook_task) = match settings.webhook {
+        None => (None, None),
+        Some(w) => {
+            let listener = tokio::net::TcpListener::bind(w.listen)
+                .await
+                .map_err(|source| Error::Listen {
+                    addr: w.listen,
+                    source,
+                })?;
+            let addr = listener.local_addr().map_err(|source| Error::Listen {
+                addr: w.listen,
+                source,
+            })?;
+            let router = crate::api::webhook::router(crate::api::webhook::WebhookState {
+                engine: engine.clone(),
+                integrations: Arc::clone(&integrations),
+                clock: Arc::clone(&clock),
+                secret: w.secret,
+                replay_window_s: w.replay_window_s,
+                body_len_max: w.body_len_max,
+                stopping: stop_rx.clone(),
+            });
+            let mut webhook_stop = stop_rx.clone();
+            let task = tokio::spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(async move {
+                        let _ = webhook_stop.wait_for(|stopping| *stopping).await;
+                    })
+                    .await
+            });
+            info!(webhook = %addr, "webhook listening");
+            (Some(addr), Some(task))
+        }
+    };
     let discovery = Discovery {
         addr: admin_addr,
+        webhook: webhook_addr,
         pid: std::process::id(),
         token: token.clone(),
     };
@@ -91,7 +138,7 @@ pub async fn start(
         })?;
     let state = AdminState {
         engine: engine.clone(),
-        integrations: Arc::new(integrations),
+        integrations,
         clock,
         token: token.into(),
     };
@@ -109,6 +156,8 @@ pub async fn start(
     info!(admin = %admin_addr, store = %settings.store.display(), "daemon started");
     Ok(RunningDaemon {
         admin_addr,
+        webhook_addr,
+        webhook_task,
         engine,
         store_path: settings.store,
         stop,
@@ -130,6 +179,11 @@ impl RunningDaemon {
             .admin_task
             .await
             .map_err(|e| Error::Task(e.to_string()))?;
+        if let Some(task) = self.webhook_task {
+            if let Err(e) = task.await.map_err(|e| Error::Task(e.to_string()))? {
+                error!(error = %e, "webhook stopped with an error");
+            }
+        }
         Discovery::remove(&self.store_path);
         if let Err(e) = &admin {
             error!(error = %e, "admin API stopped with an error");

@@ -30,6 +30,9 @@ pub const DISCOVERY_FILE: &str = "admin.json";
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Discovery {
     pub addr: SocketAddr,
+    /// Where the webhook listens, when configured.
+    #[serde(default)]
+    pub webhook: Option<SocketAddr>,
     pub pid: u32,
     pub token: String,
 }

@@ -3,3 +3,5 @@
 
 pub mod admin;
 pub mod service;
+pub mod signature;
+pub mod webhook;

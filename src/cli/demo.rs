@@ -57,6 +57,7 @@ pub async fn run() -> Result<()> {
             },
             shutdown_grace: Duration::from_secs(5),
         },
+        webhook: None,
     };
     let store_path = settings.store.clone();
     let running = daemon::start(settings, connectors, Arc::new(SystemClock)).await?;

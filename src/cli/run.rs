@@ -2,7 +2,7 @@
 
 use crate::clock::SystemClock;
 use crate::config::Config;
-use crate::daemon::{self, DaemonSettings};
+use crate::daemon::{self, DaemonSettings, WebhookSettings};
 use anyhow::{Context, Result};
 use std::path::Path;
 use std::sync::Arc;
@@ -11,15 +11,37 @@ use tracing::info;
 pub async fn run(config_path: &Path) -> Result<()> {
     let config = Config::load(config_path).map_err(anyhow::Error::msg)?;
     let connectors = crate::daemon::connectors_from_config(&config).map_err(anyhow::Error::msg)?;
+    let webhook = match &config.webhook {
+        None => None,
+        Some(w) => Some(WebhookSettings {
+            listen: w.listen,
+            secret: w
+                .secret
+                .load("webhook.secret")
+                .map_err(anyhow::Error::msg)?,
+            replay_window_s: w.replay_window_s,
+            body_len_max: w.body_len_max,
+        }),
+    };
     let settings = DaemonSettings {
         store: config.store.clone(),
         admin_listen: config.admin_listen,
         engine: config.engine_settings(),
+        webhook,
     };
     let running = daemon::start(settings, connectors, Arc::new(SystemClock))
         .await
         .context("the daemon could not start")?;
-    println!("salary-sync running; admin API on {}", running.admin_addr);
+    match running.webhook_addr {
+        Some(addr) => println!(
+            "salary-sync running; webhook on {addr}, admin API on {}",
+            running.admin_addr
+        ),
+        None => println!(
+            "salary-sync running; admin API on {} (no [webhook] configured)",
+            running.admin_addr
+        ),
+    }
     wait_for_stop_signal().await;
     info!("stop signal received; finishing in-flight steps");
     running.stop().await?;

@@ -26,6 +26,11 @@ pub struct Setup {
 }
 
 pub fn setup(base_url: &str, retry_initial_ms: u64) -> Setup {
+    setup_with(base_url, retry_initial_ms, "")
+}
+
+/// `setup` with more TOML appended before the integrations (e.g. a `[webhook]` table).
+pub fn setup_with(base_url: &str, retry_initial_ms: u64, extra: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
     let store = dir.path().join("store");
     let config = dir.path().join("salary-sync.toml");
@@ -40,6 +45,8 @@ attempts_max = 10
 initial_delay_ms = {retry_initial_ms}
 delay_ms_max = 1000
 auth_wait_ms = 2000
+
+{extra}
 
 [[integration]]
 id = "{INTEGRATION}"

@@ -1,0 +1,209 @@
+//! The webhook: `POST /v1/salary-events`, one event or a batch, signed by the HR system.
+//!
+//! Order of checks (each answer is JSON that names the problem): shutting down 503, too large
+//! 413, bad signature 401, not JSON 400, invalid content 422, unknown integration 404. A batch
+//! is all-or-nothing up to here: one bad event stores none. Then the events are stored and
+//! fsynced before the answer: 202 when something new was accepted, 200 when every event was a
+//! duplicate, 409 when an `event_id` was reused with a different body (the others are stored).
+//! Storage trouble answers 503 so the sender retries.
+
+use super::service::SubmitItem;
+use super::signature::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use crate::clock::Clock;
+use crate::domain::change::parse_batch;
+use crate::domain::IntegrationId;
+use crate::engine::Engine;
+use crate::secret::Secret;
+use crate::storage::IngestOutcome;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::json;
+use std::collections::HashSet;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+pub const PATH: &str = "/v1/salary-events";
+
+#[derive(Clone)]
+pub struct WebhookState {
+    pub engine: Engine,
+    pub integrations: Arc<HashSet<IntegrationId>>,
+    pub clock: Arc<dyn Clock>,
+    pub secret: Secret,
+    pub replay_window_s: i64,
+    pub body_len_max: usize,
+    pub stopping: watch::Receiver<bool>,
+}
+
+pub fn router(state: WebhookState) -> Router {
+    Router::new()
+        .route(PATH, post(ingest))
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+fn answer(status: StatusCode, error: impl Into<String>, results: &[SubmitItem]) -> Response {
+    (
+        status,
+        Json(json!({ "error": error.into(), "results": results })),
+    )
+        .into_response()
+}
+
+async fn ingest(State(state): State<WebhookState>, headers: HeaderMap, body: Body) -> Response {
+    if *state.stopping.borrow() {
+        return answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the daemon is shutting down; send again later",
+            &[],
+        );
+    }
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let too_large = || {
+        answer(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "body is larger than {} bytes; send smaller batches",
+                state.body_len_max
+            ),
+            &[],
+        )
+    };
+    if declared.is_some_and(|n| n > state.body_len_max) {
+        return too_large();
+    }
+    let Ok(body) = axum::body::to_bytes(body, state.body_len_max).await else {
+        return too_large();
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Err(e) = signature::verify(
+        state.secret.expose().as_bytes(),
+        header(TIMESTAMP_HEADER),
+        header(SIGNATURE_HEADER),
+        &body,
+        state.clock.now(),
+        state.replay_window_s,
+    ) {
+        warn!(error = %e, "webhook refused: bad signature");
+        return answer(StatusCode::UNAUTHORIZED, format!("bad signature: {e}"), &[]);
+    }
+    let parsed = match parse_batch(&body) {
+        Ok(p) => p,
+        Err(e) => return answer(StatusCode::BAD_REQUEST, e.to_string(), &[]),
+    };
+    if parsed.is_empty() {
+        return answer(StatusCode::UNPROCESSABLE_ENTITY, "the batch is empty", &[]);
+    }
+    let mut items = Vec::with_capacity(parsed.len());
+    let mut changes = Vec::with_capacity(parsed.len());
+    let (mut invalid, mut unknown) = (0, 0);
+    for (index, result) in parsed.into_iter().enumerate() {
+        let mut item = SubmitItem {
+            index,
+            event_id: None,
+            outcome: "valid".into(),
+            workflow_id: None,
+            error: None,
+        };
+        match result {
+            Err(e) => {
+                invalid += 1;
+                item.outcome = "invalid".into();
+                item.error = Some(e.to_string());
+            }
+            Ok(change) => {
+                item.event_id = Some(change.event_id.to_string());
+                if !state.integrations.contains(&change.integration_id) {
+                    unknown += 1;
+                    item.outcome = "unknown-integration".into();
+                    item.error = Some(format!(
+                        "integration {} is not configured in this daemon",
+                        change.integration_id
+                    ));
+                }
+                changes.push(change);
+            }
+        }
+        items.push(item);
+    }
+    if invalid > 0 {
+        return answer(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{invalid} event(s) are invalid; nothing was stored"),
+            &items,
+        );
+    }
+    if unknown > 0 {
+        return answer(
+            StatusCode::NOT_FOUND,
+            format!("{unknown} event(s) name an unknown integration; nothing was stored"),
+            &items,
+        );
+    }
+    let outcomes = match state
+        .engine
+        .store()
+        .ingest(changes, state.clock.now())
+        .await
+    {
+        Ok(o) => o,
+        Err(e) => {
+            warn!(error = %e, "webhook events not stored");
+            return answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("events not stored ({e}); send again later"),
+                &[],
+            );
+        }
+    };
+    let (mut accepted, mut conflicts) = (0, 0);
+    for (item, outcome) in items.iter_mut().zip(outcomes) {
+        let (name, id) = match outcome {
+            IngestOutcome::Accepted(id) => {
+                accepted += 1;
+                ("accepted", id)
+            }
+            IngestOutcome::Duplicate(id) => ("duplicate", id),
+            IngestOutcome::Conflict(id) => {
+                conflicts += 1;
+                item.error = Some(format!(
+                    "event_id already used by {id} with a different body; not stored"
+                ));
+                ("conflict", id)
+            }
+        };
+        item.outcome = name.into();
+        item.workflow_id = Some(id);
+    }
+    if accepted > 0 {
+        state.engine.notify();
+    }
+    info!(
+        events = items.len(),
+        accepted, conflicts, "webhook batch stored"
+    );
+    let (status, message) = match (conflicts, accepted) {
+        (0, 0) => (
+            StatusCode::OK,
+            "every event was already accepted".to_owned(),
+        ),
+        (0, _) => (StatusCode::ACCEPTED, String::new()),
+        (n, _) => (
+            StatusCode::CONFLICT,
+            format!("{n} event id(s) were reused with a different body"),
+        ),
+    };
+    if message.is_empty() {
+        (status, Json(json!({ "results": items }))).into_response()
+    } else {
+        answer(status, message, &items)
+    }
+}
