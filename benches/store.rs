@@ -63,6 +63,20 @@ fn benches(c: &mut Criterion) {
     let Ok(store) = Store::open(&dir.path().join("store")) else {
         return;
     };
+    let Ok(bench) = salary_sync::domain::IntegrationId::parse("bench") else {
+        return;
+    };
+    if rt
+        .block_on(store.set_integration(
+            bench,
+            true,
+            chrono::DateTime::from_timestamp(0, 0),
+            Utc::now(),
+        ))
+        .is_err()
+    {
+        return;
+    }
     let store = Arc::new(store);
     let mut offset = 0;
     let mut group = c.benchmark_group("store transition");

@@ -294,10 +294,16 @@ async fn every_client_request_and_error_answer_matches_the_spec() {
         Prism::complaint(status, &[], &body).is_some(),
         "{status} {body}"
     );
-    assert!(
-        !proxy.log_violations().is_empty(),
-        "the refusal is in the log"
-    );
+    // Prism writes its log asynchronously: give the line a moment to land.
+    let mut logged = false;
+    for _ in 0..50 {
+        if !proxy.log_violations().is_empty() {
+            logged = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(logged, "the refusal is in the log");
 
     drop(proxy);
     sim.shutdown().await;

@@ -90,6 +90,11 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/v1/instances/{id}", get(show))
         .route("/admin/v1/instances/{id}/{action}", post(operate))
         .route("/admin/v1/errors", get(errors))
+        .route("/admin/v1/integrations", get(integrations))
+        .route(
+            "/admin/v1/integrations/{id}/{action}",
+            post(switch_integration),
+        )
         .layer(DefaultBodyLimit::max(SUBMIT_BODY_LEN_MAX))
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state)
@@ -294,6 +299,83 @@ async fn errors(AxState(state): AxState<AdminState>, Query(q): Query<ErrorsQuery
     };
     match service::errors(state.engine.store(), integration.as_ref()) {
         Ok(entries) => Json(entries).into_response(),
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+async fn integrations(AxState(state): AxState<AdminState>) -> Response {
+    match service::integrations(state.engine.store(), &state.integrations) {
+        Ok(list) => Json(list).into_response(),
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+pub struct SwitchBody {
+    /// RFC 3339; the activation instant (default now).
+    pub from: Option<String>,
+}
+
+/// Parses an optional RFC 3339 instant, naming the field on error.
+pub fn parse_instant(
+    field: &str,
+    value: Option<&str>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
+    value
+        .map(|s| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|e| format!("{field}: `{s}` is not an RFC 3339 time: {e}"))
+        })
+        .transpose()
+}
+
+async fn switch_integration(
+    AxState(state): AxState<AdminState>,
+    Path((id, action)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let id = match IntegrationId::parse(&id) {
+        Ok(id) => id,
+        Err(m) => return problem(StatusCode::BAD_REQUEST, m),
+    };
+    let body: SwitchBody = if body.is_empty() {
+        SwitchBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(b) => b,
+            Err(e) => return problem(StatusCode::BAD_REQUEST, format!("body: {e}")),
+        }
+    };
+    let from = match parse_instant("from", body.from.as_deref()) {
+        Ok(f) => f,
+        Err(m) => return problem(StatusCode::BAD_REQUEST, m),
+    };
+    let enabled = match action.as_str() {
+        "enable" => true,
+        "disable" => false,
+        other => {
+            return problem(
+                StatusCode::NOT_FOUND,
+                format!("no action `{other}` (enable, disable)"),
+            )
+        }
+    };
+    match service::set_integration(
+        state.engine.store(),
+        &state.integrations,
+        id,
+        enabled,
+        from,
+        state.clock.as_ref(),
+    )
+    .await
+    {
+        Ok(view) => Json(view).into_response(),
+        Err(service::SwitchError::Unknown(id)) => problem(
+            StatusCode::NOT_FOUND,
+            format!("integration {id} is not in the configuration"),
+        ),
         Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }

@@ -7,7 +7,7 @@ use crate::domain::{
     HistoryEntry, IntegrationId, OperatorAction, RetryPolicy, Workflow, WorkflowId,
 };
 use crate::engine::operator;
-use crate::storage::{self, ErrorLogEntry, Filter, IngestOutcome, Store};
+use crate::storage::{self, ErrorLogEntry, Filter, IngestOutcome, IntegrationSwitch, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
@@ -81,18 +81,28 @@ pub async fn submit(
         for (slot, outcome) in slots.into_iter().zip(outcomes) {
             let item = &mut items[slot];
             let (name, id, error) = match outcome {
-                IngestOutcome::Accepted(id) => ("accepted", id, None),
-                IngestOutcome::Duplicate(id) => ("duplicate", id, None),
+                IngestOutcome::Accepted(id) => ("accepted", Some(id), None),
+                IngestOutcome::Duplicate(id) => ("duplicate", Some(id), None),
                 IngestOutcome::Conflict(id) => (
                     "conflict",
-                    id,
+                    Some(id),
                     Some(format!(
                         "event id was already used by {id} with a different body; nothing stored"
                     )),
                 ),
+                IngestOutcome::NotEnabled => (
+                    "not-enabled",
+                    None,
+                    Some("salary sync is not enabled for this integration (salary-sync integrations enable ID)".to_owned()),
+                ),
+                IngestOutcome::Skipped => (
+                    "skipped",
+                    None,
+                    Some("occurred before salary sync was activated; logged, not sent".to_owned()),
+                ),
             };
             item.outcome = name.into();
-            item.workflow_id = Some(id);
+            item.workflow_id = id;
             item.error = error;
         }
     }
@@ -145,4 +155,57 @@ pub fn errors(
     integration: Option<&IntegrationId>,
 ) -> Result<Vec<ErrorLogEntry>, storage::Error> {
     store.errors(integration)
+}
+
+/// One configured integration and its salary-sync switch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IntegrationView {
+    pub id: IntegrationId,
+    /// `None` until it was first enabled: salary sync is off.
+    pub switch: Option<IntegrationSwitch>,
+}
+
+pub fn integrations(
+    store: &Store,
+    configured: &HashSet<IntegrationId>,
+) -> Result<Vec<IntegrationView>, storage::Error> {
+    let mut ids: Vec<_> = configured.iter().cloned().collect();
+    ids.sort();
+    ids.into_iter()
+        .map(|id| {
+            Ok(IntegrationView {
+                switch: store.integration(&id)?,
+                id,
+            })
+        })
+        .collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SwitchError {
+    #[error("integration {0} is not in the configuration")]
+    Unknown(IntegrationId),
+    #[error(transparent)]
+    Storage(#[from] storage::Error),
+}
+
+/// Enables (recording the activation instant, `from` or now) or disables salary sync.
+pub async fn set_integration(
+    store: &Store,
+    configured: &HashSet<IntegrationId>,
+    id: IntegrationId,
+    enabled: bool,
+    from: Option<chrono::DateTime<chrono::Utc>>,
+    clock: &dyn Clock,
+) -> Result<IntegrationView, SwitchError> {
+    if !configured.contains(&id) {
+        return Err(SwitchError::Unknown(id));
+    }
+    let switch = store
+        .set_integration(id.clone(), enabled, from, clock.now())
+        .await?;
+    Ok(IntegrationView {
+        id,
+        switch: Some(switch),
+    })
 }

@@ -141,6 +141,32 @@ async fn ingest(State(state): State<WebhookState>, headers: HeaderMap, body: Bod
             &items,
         );
     }
+    if unknown == 0 {
+        let mut disabled = 0;
+        for (item, change) in items.iter_mut().zip(&changes) {
+            let enabled = match state.engine.store().integration(&change.integration_id) {
+                Ok(switch) => switch.is_some_and(|s| s.enabled),
+                Err(e) => {
+                    return answer(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("store unreadable ({e}); send again later"),
+                        &[],
+                    )
+                }
+            };
+            if !enabled {
+                disabled += 1;
+                item.outcome = "not-enabled".into();
+                item.error = Some(format!(
+                    "salary sync is not enabled for integration {}",
+                    change.integration_id
+                ));
+            }
+        }
+        if disabled > 0 {
+            return answer(StatusCode::CONFLICT, format!("salary sync is not enabled for {disabled} event(s)' integration; nothing was stored"), &items);
+        }
+    }
     if unknown > 0 {
         return answer(
             StatusCode::NOT_FOUND,
@@ -169,19 +195,30 @@ async fn ingest(State(state): State<WebhookState>, headers: HeaderMap, body: Bod
         let (name, id) = match outcome {
             IngestOutcome::Accepted(id) => {
                 accepted += 1;
-                ("accepted", id)
+                ("accepted", Some(id))
             }
-            IngestOutcome::Duplicate(id) => ("duplicate", id),
+            IngestOutcome::Duplicate(id) => ("duplicate", Some(id)),
             IngestOutcome::Conflict(id) => {
                 conflicts += 1;
                 item.error = Some(format!(
                     "event_id already used by {id} with a different body; not stored"
                 ));
-                ("conflict", id)
+                ("conflict", Some(id))
+            }
+            IngestOutcome::Skipped => {
+                item.error =
+                    Some("occurred before salary sync was activated; logged, not sent".into());
+                ("skipped", None)
+            }
+            IngestOutcome::NotEnabled => {
+                // Disabled between the check above and the commit.
+                conflicts += 1;
+                item.error = Some("salary sync was disabled meanwhile; not stored".into());
+                ("not-enabled", None)
             }
         };
         item.outcome = name.into();
-        item.workflow_id = Some(id);
+        item.workflow_id = id;
     }
     if accepted > 0 {
         state.engine.notify();
@@ -193,7 +230,7 @@ async fn ingest(State(state): State<WebhookState>, headers: HeaderMap, body: Bod
     let (status, message) = match (conflicts, accepted) {
         (0, 0) => (
             StatusCode::OK,
-            "every event was already accepted".to_owned(),
+            "nothing new: every event was a duplicate or occurred before activation".to_owned(),
         ),
         (0, _) => (StatusCode::ACCEPTED, String::new()),
         (n, _) => (

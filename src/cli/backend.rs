@@ -1,8 +1,8 @@
 //! How a CLI command reaches the store: through the running daemon's admin API when there is
 //! one, else by opening the store directly. The user never has to know which.
 
-use crate::api::admin::{ActionBody, Discovery, ListQuery};
-use crate::api::service::{self, Shown, SubmitItem};
+use crate::api::admin::{ActionBody, Discovery, ListQuery, SwitchBody};
+use crate::api::service::{self, IntegrationView, Shown, SubmitItem};
 use crate::clock::SystemClock;
 use crate::domain::{IntegrationId, OperatorAction, Workflow, WorkflowId};
 use crate::engine::RetrySettings;
@@ -187,6 +187,64 @@ impl Backend {
                     req = req.query(&[("integration", i.as_str())]);
                 }
                 decode(req.send().await?).await
+            }
+        }
+    }
+
+    pub async fn integrations(&self) -> Result<Vec<IntegrationView>> {
+        match self {
+            Self::Direct {
+                store,
+                integrations,
+                ..
+            } => Ok(service::integrations(store, integrations)?),
+            Self::Remote {
+                client,
+                base,
+                token,
+            } => {
+                let r = client
+                    .get(format!("{base}/admin/v1/integrations"))
+                    .bearer_auth(token)
+                    .send()
+                    .await?;
+                decode(r).await
+            }
+        }
+    }
+
+    pub async fn set_integration(
+        &self,
+        id: IntegrationId,
+        enabled: bool,
+        from: Option<String>,
+    ) -> Result<IntegrationView> {
+        match self {
+            Self::Direct {
+                store,
+                integrations,
+                ..
+            } => {
+                let from = crate::api::admin::parse_instant("--from", from.as_deref())
+                    .map_err(|e| anyhow!(e))?;
+                Ok(
+                    service::set_integration(store, integrations, id, enabled, from, &SystemClock)
+                        .await?,
+                )
+            }
+            Self::Remote {
+                client,
+                base,
+                token,
+            } => {
+                let verb = if enabled { "enable" } else { "disable" };
+                let r = client
+                    .post(format!("{base}/admin/v1/integrations/{id}/{verb}"))
+                    .bearer_auth(token)
+                    .json(&SwitchBody { from })
+                    .send()
+                    .await?;
+                decode(r).await
             }
         }
     }

@@ -73,6 +73,21 @@ pub async fn run() -> Result<()> {
     )
     .await?;
 
+    let activated = backend
+        .set_integration(
+            IntegrationId::parse(INTEGRATION).map_err(|e| anyhow!(e))?,
+            true,
+            Some("2026-11-01T00:00:00Z".into()),
+        )
+        .await?;
+    eprintln!(
+        "demo: salary sync enabled for {INTEGRATION}, activated at {}",
+        activated
+            .switch
+            .and_then(|s| s.activated_at)
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_default()
+    );
     eprintln!("demo: sending 7 salary changes (create, update, delete; wrong currency; overlap; no employment)");
     submit(
         &backend,

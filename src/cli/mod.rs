@@ -86,6 +86,11 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// List integrations, or switch salary sync on or off for one.
+    Integrations {
+        #[command(subcommand)]
+        action: Option<IntegrationsAction>,
+    },
     /// Print the workflow state diagram, generated from the transition table.
     Diagram {
         #[arg(long, value_enum, default_value = "mermaid")]
@@ -94,6 +99,22 @@ pub enum Command {
     /// Start simulators and a daemon on a temporary store, send sample changes that reach
     /// every terminal state, and print the dump.
     Demo,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IntegrationsAction {
+    /// Each configured integration: enabled or not, activation instant, skipped changes.
+    List,
+    /// Enable salary sync: records the activation instant; changes that occurred earlier are
+    /// logged as skipped and not sent.
+    Enable {
+        id: String,
+        /// The activation instant (RFC 3339); default now.
+        #[arg(long)]
+        from: Option<String>,
+    },
+    /// Disable salary sync: new changes are refused; running workflows finish.
+    Disable { id: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -118,7 +139,10 @@ pub async fn main(cli: Cli) -> Result<()> {
         }
         command => {
             let config = Config::load(&cli.config).map_err(anyhow::Error::msg)?;
-            let create = matches!(command, Command::Submit { .. });
+            let create = matches!(
+                command,
+                Command::Submit { .. } | Command::Integrations { .. }
+            );
             let backend = connect(&config, create).await?;
             tracing::debug!(mode = backend.mode(), "store reached");
             store_command(&backend, command).await
@@ -213,6 +237,35 @@ async fn store_command(backend: &Backend, command: Command) -> Result<()> {
                 "{}",
                 render::errors(&backend.errors(integration.as_ref()).await?, format)
             );
+            Ok(())
+        }
+        Command::Integrations { action } => {
+            let view = match action.unwrap_or(IntegrationsAction::List) {
+                IntegrationsAction::List => backend.integrations().await?,
+                IntegrationsAction::Enable { id, from } => {
+                    vec![
+                        backend
+                            .set_integration(
+                                IntegrationId::parse(&id).map_err(anyhow::Error::msg)?,
+                                true,
+                                from,
+                            )
+                            .await?,
+                    ]
+                }
+                IntegrationsAction::Disable { id } => {
+                    vec![
+                        backend
+                            .set_integration(
+                                IntegrationId::parse(&id).map_err(anyhow::Error::msg)?,
+                                false,
+                                None,
+                            )
+                            .await?,
+                    ]
+                }
+            };
+            print!("{}", render::integrations(&view));
             Ok(())
         }
         Command::Run | Command::Demo | Command::Diagram { .. } => Ok(()),

@@ -182,7 +182,8 @@ pub fn errors(entries: &[ErrorLogEntry], format: Format) -> String {
             "{}  {}  {}  salary {}  {}\n    what to do: {}",
             e.at.format("%Y-%m-%dT%H:%M:%SZ"),
             e.integration,
-            e.workflow_id,
+            e.workflow_id
+                .map_or_else(|| "-".to_owned(), |id| id.to_string()),
             e.salary_id,
             e.failure,
             e.failure.code.runbook()
@@ -198,4 +199,33 @@ fn truncate(s: &str, n: usize) -> String {
     } else {
         s.chars().take(n.saturating_sub(1)).collect::<String>() + "…"
     }
+}
+
+pub fn integrations(list: &[crate::api::service::IntegrationView]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<24} {:<8} {:<26} SKIPPED",
+        "INTEGRATION", "SYNC", "ACTIVATED"
+    );
+    for view in list {
+        let (sync, activated, skipped) = match &view.switch {
+            Some(s) => (
+                if s.enabled { "enabled" } else { "disabled" },
+                s.activated_at
+                    .map_or_else(|| "-".to_owned(), |t| t.to_rfc3339()),
+                s.skipped,
+            ),
+            None => ("off", "never".to_owned(), 0),
+        };
+        let _ = writeln!(
+            out,
+            "{:<24} {:<8} {:<26} {}",
+            view.id.as_str(),
+            sync,
+            activated,
+            skipped
+        );
+    }
+    out
 }

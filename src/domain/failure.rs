@@ -48,10 +48,11 @@ pub enum FailureCode {
     IntegrationMissing,
     JobRunning,
     Superseded,
+    BeforeActivation,
 }
 
 impl FailureCode {
-    pub const ALL: [FailureCode; 15] = [
+    pub const ALL: [FailureCode; 16] = [
         Self::NoEmployee,
         Self::NoEmployment,
         Self::CurrencyMismatch,
@@ -67,6 +68,7 @@ impl FailureCode {
         Self::IntegrationMissing,
         Self::JobRunning,
         Self::Superseded,
+        Self::BeforeActivation,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -86,6 +88,7 @@ impl FailureCode {
             Self::IntegrationMissing => "integration-missing",
             Self::JobRunning => "job-running",
             Self::Superseded => "superseded",
+            Self::BeforeActivation => "before-activation",
         }
     }
 
@@ -105,6 +108,7 @@ impl FailureCode {
             Self::UnexpectedAnswer => "The payroll system answered in a form salary-sync does not understand; report it with the request id.",
             Self::Cancelled => "An operator cancelled the workflow; nothing further is sent.",
             Self::IntegrationMissing => "The instance belongs to an integration the daemon is not configured for; add it to the config and restart. The instance waits.",
+            Self::BeforeActivation => "The change occurred before salary sync was activated for the integration; it is logged, counted and not sent. To send an old salary, update it in HR.",
             Self::Superseded => "A newer change to the same salary was already applied to payroll; this older change is not sent, so it cannot overwrite newer values. Nothing to do unless the HR system's times are wrong.",
             Self::JobRunning => "The payroll system's asynchronous job had not finished within the retry budget; check the job in the payroll system, then retry (polling resumes, nothing is sent twice).",
         }

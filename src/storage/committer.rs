@@ -4,9 +4,13 @@
 //! answered before it is on disk.
 
 use super::{
-    codec, keys, Error, ErrorLogEntry, IngestOutcome, OwnedRecord, QuarantineEntry, Trees,
+    codec, keys, Error, ErrorLogEntry, IngestOutcome, IntegrationSwitch, OwnedRecord,
+    QuarantineEntry, Trees,
 };
-use crate::domain::{Effect, SalaryChange, State, Transition, Workflow, WorkflowId};
+use crate::domain::{
+    Effect, Failure, FailureCode, IntegrationId, SalaryChange, State, Transition, Workflow,
+    WorkflowId,
+};
 use chrono::{DateTime, Utc};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
@@ -14,6 +18,9 @@ use std::fs::File;
 use std::sync::{mpsc, Mutex};
 use std::thread::JoinHandle;
 use tokio::sync::oneshot;
+
+/// The `events` value's id for a change skipped before activation (never a workflow id).
+const SKIPPED_MARK: u64 = u64::MAX;
 
 /// Writes taken in one group at most; bounds the transaction's size.
 const GROUP_LEN_MAX: usize = 512;
@@ -24,6 +31,12 @@ pub(crate) enum Write {
         now: DateTime<Utc>,
     },
     Transition(Box<Transition>),
+    Switch {
+        integration: IntegrationId,
+        enabled: bool,
+        from: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    },
     Quarantine {
         id: WorkflowId,
         reason: String,
@@ -34,14 +47,15 @@ pub(crate) enum Write {
 pub(crate) enum Reply {
     Ingested(Vec<IngestOutcome>),
     Committed,
+    Switched(IntegrationSwitch),
 }
 
 impl Reply {
     pub fn into_ingested(self) -> Result<Vec<IngestOutcome>, Error> {
         match self {
             Self::Ingested(v) => Ok(v),
-            Self::Committed => Err(Error::Io(
-                "committer answered an ingest with a commit".into(),
+            _ => Err(Error::Io(
+                "committer answered an ingest with something else".into(),
             )),
         }
     }
@@ -49,8 +63,8 @@ impl Reply {
     pub fn into_committed(self) -> Result<(), Error> {
         match self {
             Self::Committed => Ok(()),
-            Self::Ingested(_) => Err(Error::Io(
-                "committer answered a commit with an ingest".into(),
+            _ => Err(Error::Io(
+                "committer answered a commit with something else".into(),
             )),
         }
     }
@@ -160,6 +174,7 @@ type Tx<'a> = (
     &'a TransactionalTree,
     &'a TransactionalTree,
     &'a TransactionalTree,
+    &'a TransactionalTree,
 );
 
 /// Applies the whole group in one transaction; per-write refusals (stale, not found) are
@@ -176,9 +191,10 @@ fn apply_group(trees: &Trees, group: &[Request]) -> Result<Vec<Result<Reply, Err
         &t.records,
         &t.errors,
         &t.quarantine,
+        &t.integrations,
     )
-        .transaction(|(i, h, s, d, e, q, r, l, z)| {
-            let tx: Tx = (i, h, s, d, e, q, r, l, z);
+        .transaction(|(i, h, s, d, e, q, r, l, z, g)| {
+            let tx: Tx = (i, h, s, d, e, q, r, l, z, g);
             let mut results = Vec::with_capacity(group.len());
             for request in group {
                 let result = match &request.write {
@@ -186,6 +202,12 @@ fn apply_group(trees: &Trees, group: &[Request]) -> Result<Vec<Result<Reply, Err
                         ingest(&tx, changes, &request.ids, *now).map(Reply::Ingested)
                     }
                     Write::Transition(t) => transition(&tx, t).map(|()| Reply::Committed),
+                    Write::Switch {
+                        integration,
+                        enabled,
+                        from,
+                        now,
+                    } => switch(&tx, integration, *enabled, *from, *now).map(Reply::Switched),
                     Write::Quarantine { id, reason, now } => {
                         quarantine(&tx, *id, reason, *now).map(|()| Reply::Committed)
                     }
@@ -222,7 +244,7 @@ fn ingest(
     ids: &[WorkflowId],
     now: DateTime<Utc>,
 ) -> Result<Vec<IngestOutcome>, Abortable> {
-    let (instances, history, by_state, due, events, salary_queue, ..) = *tx;
+    let (instances, history, by_state, due, events, salary_queue, _, errors, _, integrations) = *tx;
     if ids.len() != changes.len() {
         return Err(Abortable::Refused(Error::Io(
             "could not allocate workflow ids".into(),
@@ -242,12 +264,64 @@ fn ingest(
                 .get(8..16)
                 .and_then(|b| b.try_into().ok())
                 .map(u64::from_be_bytes);
+            if known_id == SKIPPED_MARK {
+                outcomes.push(IngestOutcome::Skipped);
+                continue;
+            }
             let known_id = WorkflowId(known_id);
             outcomes.push(if known_fp == Some(fingerprint) {
                 IngestOutcome::Duplicate(known_id)
             } else {
                 IngestOutcome::Conflict(known_id)
             });
+            continue;
+        }
+        let switch_key = change.integration_id.as_str().as_bytes();
+        let switch: Option<IntegrationSwitch> = match integrations.get(switch_key)? {
+            Some(bytes) => codec::decode(&bytes).ok(),
+            None => None,
+        };
+        let Some(mut switch) = switch.filter(|s| s.enabled) else {
+            outcomes.push(IngestOutcome::NotEnabled);
+            continue;
+        };
+        if switch
+            .activated_at
+            .is_some_and(|at| change.occurred_at < at)
+        {
+            let mut event_value = SKIPPED_MARK.to_be_bytes().to_vec();
+            event_value.extend_from_slice(&fingerprint.to_be_bytes());
+            events.insert(event_key, event_value)?;
+            switch.skipped += 1;
+            integrations.insert(switch_key, codec::encode(&switch))?;
+            let failure = Failure::permanent(
+                FailureCode::BeforeActivation,
+                format!(
+                    "{} of salary {} (event {}) occurred {} before salary sync was activated at {}; not sent",
+                    change.kind,
+                    change.salary.id,
+                    change.event_id,
+                    change.occurred_at,
+                    switch.activated_at.map(|t| t.to_rfc3339()).unwrap_or_default()
+                ),
+            );
+            let entry = ErrorLogEntry {
+                at: now,
+                integration: change.integration_id.clone(),
+                workflow_id: None,
+                salary_id: change.salary.id.clone(),
+                failure,
+            };
+            errors.insert(
+                keys::error_log(
+                    &change.integration_id,
+                    now,
+                    WorkflowId(u64::MAX),
+                    switch.skipped as u32,
+                ),
+                codec::encode(&entry),
+            )?;
+            outcomes.push(IngestOutcome::Skipped);
             continue;
         }
         let (wf, entry) = Workflow::accept(id, change.clone(), now);
@@ -275,7 +349,7 @@ fn ingest(
 }
 
 fn transition(tx: &Tx, t: &Transition) -> Result<(), Abortable> {
-    let (instances, history, by_state, due, _events, salary_queue, records, errors, _) = *tx;
+    let (instances, history, by_state, due, _events, salary_queue, records, errors, _, _) = *tx;
     let new = &t.workflow;
     let id = new.id;
     let old_bytes = instances
@@ -346,7 +420,7 @@ fn transition(tx: &Tx, t: &Transition) -> Result<(), Abortable> {
                 let entry = ErrorLogEntry {
                     at: t.entry.at,
                     integration: change.integration_id.clone(),
-                    workflow_id: id,
+                    workflow_id: Some(id),
                     salary_id: change.salary.id.clone(),
                     failure: failure.clone(),
                 };
@@ -381,4 +455,42 @@ fn quarantine(tx: &Tx, id: WorkflowId, reason: &str, now: DateTime<Utc>) -> Resu
     key.extend_from_slice(b"\0raw");
     quarantine_tree.insert(key, bytes)?;
     Ok(())
+}
+
+fn switch(
+    tx: &Tx,
+    integration: &IntegrationId,
+    enabled: bool,
+    from: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<IntegrationSwitch, Abortable> {
+    let integrations = tx.9;
+    let key = integration.as_str().as_bytes();
+    let old: Option<IntegrationSwitch> = match integrations.get(key)? {
+        Some(bytes) => codec::decode(&bytes).ok(),
+        None => None,
+    };
+    let skipped = old.as_ref().map_or(0, |s| s.skipped);
+    let switch = if enabled {
+        // Enabling an enabled integration keeps its activation instant unless a new one is given.
+        let kept = old
+            .as_ref()
+            .filter(|s| s.enabled)
+            .and_then(|s| s.activated_at);
+        IntegrationSwitch {
+            enabled: true,
+            activated_at: from.or(kept).or(Some(now)),
+            changed_at: now,
+            skipped,
+        }
+    } else {
+        IntegrationSwitch {
+            enabled: false,
+            activated_at: old.and_then(|s| s.activated_at),
+            changed_at: now,
+            skipped,
+        }
+    };
+    integrations.insert(key, codec::encode(&switch))?;
+    Ok(switch)
 }

@@ -9,7 +9,8 @@
 //! (state,id), `due` (wake_at,id: every non-terminal instance), `events` (integration,event_id
 //! -> id + fingerprint), `salary_queue` (integration,salary,occurred_at,id: non-terminal changes
 //! of a salary in HR order), `records` (integration,salary -> OwnedRecord), `errors`
-//! (integration,at,id,seq -> ErrorLogEntry), `quarantine` (unreadable records, kept for a human).
+//! (integration,at,id,seq -> ErrorLogEntry), `quarantine` (unreadable records, kept for a human),
+//! `integrations` (integration -> IntegrationSwitch: enabled, activation instant, skipped count).
 
 pub mod codec;
 mod committer;
@@ -37,6 +38,21 @@ pub enum IngestOutcome {
     Duplicate(WorkflowId),
     /// The `event_id` was accepted before with a different body; nothing was stored.
     Conflict(WorkflowId),
+    /// Salary sync is not enabled for the integration; nothing was stored.
+    NotEnabled,
+    /// The change occurred before salary sync was activated: logged and counted, not sent.
+    Skipped,
+}
+
+/// The per-integration switch "Create salaries in integration when added in HR".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntegrationSwitch {
+    pub enabled: bool,
+    /// Changes that occurred before this instant are not sent.
+    pub activated_at: Option<DateTime<Utc>>,
+    pub changed_at: DateTime<Utc>,
+    /// Changes skipped because they occurred before activation.
+    pub skipped: u64,
 }
 
 /// The payroll record an HR salary owns, and the HR time of the last change applied to it.
@@ -52,7 +68,8 @@ pub struct OwnedRecord {
 pub struct ErrorLogEntry {
     pub at: DateTime<Utc>,
     pub integration: IntegrationId,
-    pub workflow_id: WorkflowId,
+    /// `None` for a change that never became an instance (skipped before activation).
+    pub workflow_id: Option<WorkflowId>,
     pub salary_id: SalaryId,
     pub failure: Failure,
 }
@@ -101,6 +118,7 @@ pub(crate) struct Trees {
     pub records: sled::Tree,
     pub errors: sled::Tree,
     pub quarantine: sled::Tree,
+    pub integrations: sled::Tree,
 }
 
 /// The durable store. Cheap to share behind an `Arc`; dropping it stops the committer after
@@ -140,6 +158,7 @@ impl Store {
             records: tree("records")?,
             errors: tree("errors")?,
             quarantine: tree("quarantine")?,
+            integrations: tree("integrations")?,
         };
         // sled's flush does not fsync (spacejam/sled#1452); the committer fsyncs this file.
         let data_file = std::fs::File::open(path.join("db"))?;
@@ -189,6 +208,49 @@ impl Store {
             .submit(Write::Quarantine { id, reason, now })
             .await?
             .into_committed()
+    }
+
+    /// Enables or disables salary sync for an integration. Enabling records the activation
+    /// instant (`from`, default now); changes that occurred before it are skipped.
+    pub async fn set_integration(
+        &self,
+        integration: IntegrationId,
+        enabled: bool,
+        from: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<IntegrationSwitch, Error> {
+        match self
+            .committer
+            .submit(Write::Switch {
+                integration,
+                enabled,
+                from,
+                now,
+            })
+            .await?
+        {
+            committer::Reply::Switched(s) => Ok(s),
+            _ => Err(Error::Io(
+                "committer answered a switch with something else".into(),
+            )),
+        }
+    }
+
+    pub fn integration(
+        &self,
+        integration: &IntegrationId,
+    ) -> Result<Option<IntegrationSwitch>, Error> {
+        match self
+            .trees
+            .integrations
+            .get(integration.as_str().as_bytes())?
+        {
+            None => Ok(None),
+            Some(bytes) => codec::decode(&bytes).map(Some).map_err(|e| Error::Corrupt {
+                key: format!("integration {integration}"),
+                reason: e.to_string(),
+            }),
+        }
     }
 
     pub fn get(&self, id: WorkflowId) -> Result<Option<Workflow>, Error> {

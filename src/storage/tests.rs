@@ -35,6 +35,18 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap_or_else(|e| panic!("runtime: {e}"))
 }
 
+/// A store with the sample change's integration enabled (ingest refuses it otherwise).
+async fn open_enabled(path: &std::path::Path) -> Store {
+    let store = Store::open(path).unwrap_or_else(|e| panic!("{e}"));
+    let id = change(ChangeKind::Created).integration_id;
+    let from = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single();
+    store
+        .set_integration(id, true, from, now())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    store
+}
+
 fn position() -> Position {
     Position {
         employee_id: "1".into(),
@@ -50,7 +62,7 @@ fn position() -> Position {
 fn ingest_is_idempotent_and_detects_a_reused_event_id() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     rt().block_on(async {
-        let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let store = open_enabled(dir.path()).await;
         let c = change(ChangeKind::Created);
         let first = store
             .ingest(vec![c.clone()], now())
@@ -87,7 +99,7 @@ fn a_transition_moves_every_index_and_survives_reopen() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let c = change(ChangeKind::Created);
     let id = rt().block_on(async {
-        let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let store = open_enabled(dir.path()).await;
         let out = store
             .ingest(vec![c.clone()], now())
             .await
@@ -133,7 +145,7 @@ fn a_transition_moves_every_index_and_survives_reopen() {
 fn a_terminal_transition_leaves_the_queues_and_logs_the_error() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     rt().block_on(async {
-        let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let store = open_enabled(dir.path()).await;
         let c = change(ChangeKind::Created);
         let out = store
             .ingest(vec![c.clone()], now())
@@ -161,7 +173,7 @@ fn a_terminal_transition_leaves_the_queues_and_logs_the_error() {
         );
         let errors = store.errors(Some(&c.integration_id)).unwrap_or_default();
         assert_eq!(errors.len(), 1);
-        assert_eq!(errors[0].workflow_id, id);
+        assert_eq!(errors[0].workflow_id, Some(id));
     });
 }
 
@@ -169,7 +181,7 @@ fn a_terminal_transition_leaves_the_queues_and_logs_the_error() {
 fn a_corrupt_record_is_reported_and_quarantined_while_the_rest_still_reads() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     rt().block_on(async {
-        let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let store = open_enabled(dir.path()).await;
         let a = change(ChangeKind::Created);
         let mut b = change(ChangeKind::Updated);
         b.event_id = crate::domain::EventId::parse("evt-other").unwrap_or_else(|e| panic!("{e}"));
@@ -206,4 +218,78 @@ fn a_second_open_of_a_held_store_says_it_is_locked() {
         Err(other) => panic!("expected Locked, got {other}"),
         Ok(_) => panic!("a held store opened twice"),
     }
+}
+
+#[test]
+fn ingest_refuses_a_disabled_integration_and_skips_changes_before_activation() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    rt().block_on(async {
+        let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let c = change(ChangeKind::Created);
+        let out = store
+            .ingest(vec![c.clone()], now())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out, vec![IngestOutcome::NotEnabled], "off until enabled");
+        // Activated after the change occurred (the sample occurred 2026-11-25T10:00Z).
+        let late = Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).single();
+        store
+            .set_integration(c.integration_id.clone(), true, late, now())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let out = store
+            .ingest(vec![c.clone()], now())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out, vec![IngestOutcome::Skipped]);
+        let again = store
+            .ingest(vec![c.clone()], now())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            again,
+            vec![IngestOutcome::Skipped],
+            "a replay is not counted twice"
+        );
+        let switch = store
+            .integration(&c.integration_id)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("switch"));
+        assert_eq!(switch.skipped, 1);
+        let log = store.errors(Some(&c.integration_id)).unwrap_or_default();
+        assert_eq!(log.len(), 1);
+        assert_eq!(
+            log[0].failure.code,
+            crate::domain::FailureCode::BeforeActivation
+        );
+        assert_eq!(
+            store.list(&Filter::default()).count(),
+            0,
+            "a skipped change is no instance"
+        );
+        // An update made after activation is sent.
+        let mut update = change(ChangeKind::Updated);
+        update.event_id =
+            crate::domain::EventId::parse("evt-after").unwrap_or_else(|e| panic!("{e}"));
+        update.occurred_at = now();
+        let out = store
+            .ingest(vec![update], now())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(out[0], IngestOutcome::Accepted(_)), "{out:?}");
+        // Disabled: refused again, the activation instant kept.
+        let off = store
+            .set_integration(c.integration_id.clone(), false, None, now())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((off.enabled, off.activated_at), (false, late));
+        let mut third = change(ChangeKind::Updated);
+        third.event_id = crate::domain::EventId::parse("evt-off").unwrap_or_else(|e| panic!("{e}"));
+        let out = store
+            .ingest(vec![third], now())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out, vec![IngestOutcome::NotEnabled]);
+    });
 }

@@ -11,6 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const INTEGRATION: &str = "acme-tripletex";
+/// The activation instant `setup` records; test events occur after it.
+pub const ACTIVATED_AT: &str = "2026-01-01T00:00:00Z";
 pub const CONSUMER_ENV: &str = "IT_TRIPLETEX_CONSUMER_TOKEN";
 pub const EMPLOYEE_ENV: &str = "IT_TRIPLETEX_EMPLOYEE_TOKEN";
 
@@ -58,7 +60,20 @@ employee_token = {{ env = "{EMPLOYEE_ENV}" }}
         store = store.display()
     );
     std::fs::write(&config, text).unwrap_or_else(|e| panic!("write config: {e}"));
-    Setup { dir, config, store }
+    let setup = Setup { dir, config, store };
+    // Salary sync is off until enabled; activate it before every test event's time.
+    let (code, out, err) = cli(
+        &setup,
+        &[
+            "integrations",
+            "enable",
+            INTEGRATION,
+            "--from",
+            ACTIVATED_AT,
+        ],
+    );
+    assert_eq!(code, 0, "enable: {out}{err}");
+    setup
 }
 
 /// Runs a CLI command to completion; returns (exit code, stdout, stderr).

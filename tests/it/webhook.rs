@@ -170,9 +170,52 @@ async fn every_webhook_answer_and_signature_edge_case() {
         "the genuine request still works"
     );
 
+    // Activation: disabled -> 409 and nothing stored; re-enabled later -> an older change is
+    // skipped (logged, counted), a newer one is accepted.
+    let (code, out, err) = cli(&setup, &["integrations", "disable", INTEGRATION]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (status, body) = hook.post(&kari("w8", "1")).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["results"][0]["outcome"], "not-enabled");
+    let (code, out, err) = cli(
+        &setup,
+        &[
+            "integrations",
+            "enable",
+            INTEGRATION,
+            "--from",
+            "2026-11-21T00:00:00Z",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let (status, body) = hook.post(&kari("w9", "1")).await;
+    assert_eq!(
+        (status, body["results"][0]["outcome"].as_str()),
+        (200, Some("skipped")),
+        "{body}"
+    );
+    let mut newer = kari("w10", "61000");
+    newer["occurred_at"] = json!("2026-11-22T08:00:00Z");
+    newer["kind"] = json!("updated");
+    let (status, body) = hook.post(&newer).await;
+    assert_eq!(
+        status, 202,
+        "an update after activation of an older salary is sent: {body}"
+    );
+    let (code, out, _) = cli(&setup, &["integrations"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("enabled")
+            && out.contains("2026-11-21T00:00:00+00:00")
+            && out.trim_end().ends_with('1'),
+        "{out}"
+    );
+    let (_, out, _) = cli(&setup, &["errors"]);
+    assert!(out.contains("before-activation"), "{out}");
+
     // Only the accepted events became instances, and they sync.
-    let done = admin.wait_all_terminal(2, Duration::from_secs(30)).await;
-    assert_eq!(done.len(), 2, "w1 and w6 only");
+    let done = admin.wait_all_terminal(3, Duration::from_secs(30)).await;
+    assert_eq!(done.len(), 3, "w1, w6 and w10 only");
     let log_path = daemon.log.clone();
     assert_eq!(daemon.terminate(), Some(0));
     let log = std::fs::read_to_string(log_path).unwrap_or_default();
