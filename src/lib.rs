@@ -10,7 +10,8 @@
 //! - [`api`]: the admin API and the operations it shares with the CLI's direct mode.
 //! - [`daemon`]: store + engine + admin API under one stop signal.
 //! - [`cli`]: the commands; `main.rs` is a thin shell over it.
-//! - [`config`], [`secret`], [`clock`]: the TOML config, redacted credentials, the wall clock.
+//! - [`config`], [`secret`], [`clock`], [`metrics`]: the TOML config, redacted credentials, the
+//!   wall clock, Prometheus counters.
 
 pub mod api;
 pub mod cli;
@@ -20,6 +21,7 @@ pub mod connectors;
 pub mod daemon;
 pub mod domain;
 pub mod engine;
+pub mod metrics;
 pub mod secret;
 pub mod simulators;
 pub mod storage;

@@ -57,6 +57,8 @@ pub(crate) struct Shared {
     pub clock: Arc<dyn Clock>,
     stop: watch::Receiver<bool>,
     unhealthy: Mutex<HashMap<IntegrationId, Failure>>,
+    /// Set after the first scheduler pass: every non-terminal instance has been picked up.
+    ready: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -104,6 +106,7 @@ impl Engine {
             clock,
             stop,
             unhealthy: Mutex::new(HashMap::new()),
+            ready: std::sync::atomic::AtomicBool::new(false),
         };
         Self {
             shared: Arc::new(shared),
@@ -123,6 +126,11 @@ impl Engine {
 
     pub fn retry_policy(&self) -> &RetrySettings {
         &self.shared.retry
+    }
+
+    /// True once startup recovery is done (the first scheduler pass has run).
+    pub fn is_ready(&self) -> bool {
+        self.shared.ready.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Integrations whose credentials were refused, with the last refusal.
@@ -210,6 +218,9 @@ impl Engine {
                     wake.notify_one();
                     result.map(|_| ())
                 });
+            }
+            if !shared.ready.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                info!("recovery pass done; ready");
             }
             let sleep_ms = match shared.store.next_wake()? {
                 Some(at) => (at - shared.clock.now())

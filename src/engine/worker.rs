@@ -21,7 +21,14 @@ pub(super) async fn drive(shared: &Shared, mut wf: Workflow) -> Result<Workflow,
         if wf.wake_at.is_some_and(|at| at > shared.clock.now()) {
             return Ok(wf);
         }
-        wf = match one_step(shared, &wf).await {
+        let started = std::time::Instant::now();
+        let result = one_step(shared, &wf).await;
+        crate::metrics::step_duration(
+            wf.change.integration_id.as_str(),
+            wf.state.as_str(),
+            started.elapsed().as_secs_f64(),
+        );
+        wf = match result {
             Ok(next) => next,
             Err(storage::Error::Stale { .. }) => {
                 // An operator changed the instance under us (cancel, retry): take theirs.
@@ -235,6 +242,11 @@ async fn commit(shared: &Shared, wf: &Workflow, input: Input) -> Result<Workflow
         }
     }
     shared.store.commit(transition.clone()).await?;
+    crate::metrics::transition(
+        wf.change.integration_id.as_str(),
+        transition.workflow.state.as_str(),
+        &transition.entry.event,
+    );
     Ok(transition.workflow)
 }
 

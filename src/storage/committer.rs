@@ -78,17 +78,26 @@ struct Request {
     reply: oneshot::Sender<Result<Reply, Error>>,
 }
 
+/// Instances per (integration, state), moved after each durable group.
+pub(crate) type Counts =
+    std::sync::Arc<Mutex<std::collections::HashMap<(IntegrationId, State), u64>>>;
+
 pub(crate) struct Committer {
     sender: Mutex<Option<mpsc::Sender<Request>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Committer {
-    pub fn start(db: sled::Db, trees: Trees, data_file: File) -> Result<Self, Error> {
+    pub fn start(
+        db: sled::Db,
+        trees: Trees,
+        data_file: File,
+        counts: Counts,
+    ) -> Result<Self, Error> {
         let (sender, receiver) = mpsc::channel::<Request>();
         let thread = std::thread::Builder::new()
             .name("store-committer".into())
-            .spawn(move || run(db, trees, data_file, receiver))?;
+            .spawn(move || run(db, trees, data_file, receiver, counts))?;
         Ok(Self {
             sender: Mutex::new(Some(sender)),
             thread: Mutex::new(Some(thread)),
@@ -124,7 +133,13 @@ impl Drop for Committer {
     }
 }
 
-fn run(db: sled::Db, trees: Trees, data_file: File, receiver: mpsc::Receiver<Request>) {
+fn run(
+    db: sled::Db,
+    trees: Trees,
+    data_file: File,
+    receiver: mpsc::Receiver<Request>,
+    counts: Counts,
+) {
     while let Ok(first) = receiver.recv() {
         let mut group = vec![first];
         while group.len() < GROUP_LEN_MAX {
@@ -148,6 +163,7 @@ fn run(db: sled::Db, trees: Trees, data_file: File, receiver: mpsc::Receiver<Req
             .and_then(|_| data_file.sync_data().map_err(Error::from));
         match (results, durable) {
             (Ok(results), Ok(())) => {
+                count(&counts, &group, &results);
                 for (request, result) in group.into_iter().zip(results) {
                     let _ = request.reply.send(result);
                 }
@@ -493,4 +509,34 @@ fn switch(
     };
     integrations.insert(key, codec::encode(&switch))?;
     Ok(switch)
+}
+
+/// Moves the in-memory instance counts by what a durable group did.
+fn count(counts: &Counts, group: &[Request], results: &[Result<Reply, Error>]) {
+    let Ok(mut map) = counts.lock() else {
+        return;
+    };
+    for (request, result) in group.iter().zip(results) {
+        match (&request.write, result) {
+            (Write::Ingest { changes, .. }, Ok(Reply::Ingested(outcomes))) => {
+                for (change, outcome) in changes.iter().zip(outcomes) {
+                    if let IngestOutcome::Accepted(_) = outcome {
+                        *map.entry((change.integration_id.clone(), State::Pending))
+                            .or_default() += 1;
+                    }
+                }
+            }
+            (Write::Transition(t), Ok(_)) => {
+                let integration = &t.workflow.change.integration_id;
+                if let Some(from) = t.entry.from.filter(|from| *from != t.workflow.state) {
+                    if let Some(n) = map.get_mut(&(integration.clone(), from)) {
+                        *n = n.saturating_sub(1);
+                    }
+                    *map.entry((integration.clone(), t.workflow.state))
+                        .or_default() += 1;
+                }
+            }
+            _ => {}
+        }
+    }
 }

@@ -126,6 +126,7 @@ pub(crate) struct Trees {
 pub struct Store {
     db: sled::Db,
     trees: Trees,
+    counts: committer::Counts,
     path: PathBuf,
     committer: Committer,
 }
@@ -163,10 +164,13 @@ impl Store {
         // sled's flush does not fsync (spacejam/sled#1452); the committer fsyncs this file.
         let data_file = std::fs::File::open(path.join("db"))?;
         sync_dir(path)?;
-        let committer = Committer::start(db.clone(), trees.clone(), data_file)?;
+        let counts = committer::Counts::default();
+        count_instances(&trees, &counts);
+        let committer = Committer::start(db.clone(), trees.clone(), data_file, counts.clone())?;
         Ok(Self {
             db,
             trees,
+            counts,
             path: path.to_owned(),
             committer,
         })
@@ -388,6 +392,41 @@ impl Store {
         }
     }
 
+    /// Instances per (integration, state), kept in memory: counted once at open, then moved
+    /// by every commit. (A quarantined record leaves its count behind until the next start.)
+    pub fn counts_by_integration(&self) -> Vec<(IntegrationId, State, u64)> {
+        let Ok(map) = self.counts.lock() else {
+            return Vec::new();
+        };
+        let mut out: Vec<_> = map.iter().map(|((i, s), n)| (i.clone(), *s, *n)).collect();
+        out.sort_by(|a, b| (a.0.as_str(), a.1).cmp(&(b.0.as_str(), b.1)));
+        out
+    }
+
+    /// When the oldest instance that is not yet terminal was accepted. Ids grow with accept
+    /// time, so the smallest id in the non-terminal state indexes is the oldest.
+    pub fn oldest_non_terminal(&self) -> Result<Option<DateTime<Utc>>, Error> {
+        let mut oldest: Option<WorkflowId> = None;
+        for state in State::ALL.into_iter().filter(|s| !s.is_terminal()) {
+            if let Some(k) = self
+                .trees
+                .by_state
+                .scan_prefix([state.code()])
+                .keys()
+                .next()
+                .transpose()?
+            {
+                if let Some(id) = keys::workflow_id_suffix(&k) {
+                    oldest = Some(oldest.map_or(id, |o| o.min(id)));
+                }
+            }
+        }
+        match oldest {
+            Some(id) => Ok(self.get(id)?.map(|wf| wf.accepted_at)),
+            None => Ok(None),
+        }
+    }
+
     /// Instance counts per state, from the state index (no decoding).
     pub fn count_by_state(&self) -> Result<Vec<(State, u64)>, Error> {
         let mut out = Vec::new();
@@ -434,6 +473,19 @@ impl Store {
         self.trees.instances.insert(keys::instance(id), bytes)?;
         self.db.flush()?;
         Ok(())
+    }
+}
+
+/// Counts every readable instance by (integration, state); unreadable ones are skipped here
+/// and reported when they are met.
+fn count_instances(trees: &Trees, counts: &committer::Counts) {
+    let Ok(mut map) = counts.lock() else {
+        return;
+    };
+    for (_, bytes) in trees.instances.iter().flatten() {
+        if let Ok(wf) = codec::decode::<Workflow>(&bytes) {
+            *map.entry((wf.change.integration_id, wf.state)).or_default() += 1;
+        }
     }
 }
 

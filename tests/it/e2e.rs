@@ -206,6 +206,44 @@ async fn every_terminal_state_is_reached_with_a_readable_reason() {
         shown.history
     );
 
+    // Metrics and health, open to probes (no token), after this known sequence.
+    let http = reqwest::Client::new();
+    let metrics = http
+        .get(format!("{}/metrics", admin.base))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(metrics.status().as_u16(), 200);
+    let metrics = metrics.text().await.unwrap_or_default();
+    for line in [
+        "salary_sync_instances{integration=\"acme-tripletex\",state=\"sent\"} 4",
+        "salary_sync_instances{integration=\"acme-tripletex\",state=\"failed\"} 3",
+        "salary_sync_instances{integration=\"acme-tripletex\",state=\"manual-delete-required\"} 1",
+        "salary_sync_instances{integration=\"acme-tripletex\",state=\"pending\"} 0",
+        "salary_sync_retries_total{integration=\"acme-tripletex\"} 2",
+        "salary_sync_payroll_http_answers_total{status=\"503\",system=\"tripletex\"} 2",
+        "salary_sync_oldest_non_terminal_age_seconds 0",
+        "salary_sync_ready 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing `{line}` in\n{metrics}"
+        );
+    }
+    assert!(metrics.contains(
+        "salary_sync_step_seconds_count{integration=\"acme-tripletex\",state=\"pending\"}"
+    ));
+    assert!(
+        !metrics.contains("52000") && !metrics.contains("sal-kari"),
+        "no amounts or salary ids in metrics"
+    );
+    let ready = http
+        .get(format!("{}/readyz", admin.base))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ready.status().as_u16(), 200);
+
     let log_path = daemon.log.clone();
     assert_eq!(
         daemon.terminate(),

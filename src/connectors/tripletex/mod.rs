@@ -408,11 +408,12 @@ impl TripletexConnector {
                 .body(body.clone());
         }
         let method = request.method.as_str();
-        let response = builder
-            .send()
-            .await
-            .map_err(|e| network_error(e, method, &request.path))?;
+        let response = builder.send().await.map_err(|e| {
+            crate::metrics::payroll_answer("tripletex", 0);
+            network_error(e, method, &request.path)
+        })?;
         let status = response.status().as_u16();
+        crate::metrics::payroll_answer("tripletex", status);
         let headers = response.headers().clone();
         let body = response
             .bytes()

@@ -1,0 +1,216 @@
+//! Process-wide counters and histograms, rendered in the Prometheus text format.
+//!
+//! Counters are plain data behind one mutex (a few increments per HTTP call or transition, far
+//! below the cost of the fsync each transition pays). Gauges that describe the store
+//! (instances by state, oldest non-terminal age) are computed at scrape time by the caller and
+//! passed to `render`. Labels never carry an amount, a salary id or a secret.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::{Mutex, OnceLock};
+
+/// Step latency buckets, in seconds.
+const BUCKETS_S: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+#[derive(Default)]
+struct Registry {
+    /// (metric name, sorted label pairs) -> value
+    counters: BTreeMap<(&'static str, Vec<(&'static str, String)>), u64>,
+    /// (labels) -> (bucket counts, sum, count)
+    step_seconds: BTreeMap<Vec<(&'static str, String)>, (Vec<u64>, f64, u64)>,
+}
+
+fn registry() -> &'static Mutex<Registry> {
+    static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
+    REGISTRY.get_or_init(Mutex::default)
+}
+
+fn add(name: &'static str, labels: Vec<(&'static str, String)>, n: u64) {
+    if let Ok(mut r) = registry().lock() {
+        *r.counters.entry((name, labels)).or_default() += n;
+    }
+}
+
+/// One answer (or transport failure, `status` 0) from a payroll system.
+pub fn payroll_answer(system: &'static str, status: u16) {
+    let status = if status == 0 {
+        "network".to_owned()
+    } else {
+        status.to_string()
+    };
+    add(
+        "salary_sync_payroll_http_answers_total",
+        vec![("status", status), ("system", system.to_owned())],
+        1,
+    );
+}
+
+/// One committed transition.
+pub fn transition(integration: &str, to: &str, event: &str) {
+    add(
+        "salary_sync_transitions_total",
+        vec![
+            ("event", event.to_owned()),
+            ("integration", integration.to_owned()),
+            ("to", to.to_owned()),
+        ],
+        1,
+    );
+    if event == "retry-scheduled" {
+        add(
+            "salary_sync_retries_total",
+            vec![("integration", integration.to_owned())],
+            1,
+        );
+    }
+}
+
+/// How long one workflow step (connector calls included) took.
+pub fn step_duration(integration: &str, state: &str, seconds: f64) {
+    if let Ok(mut r) = registry().lock() {
+        let labels = vec![
+            ("integration", integration.to_owned()),
+            ("state", state.to_owned()),
+        ];
+        let entry = r
+            .step_seconds
+            .entry(labels)
+            .or_insert_with(|| (vec![0; BUCKETS_S.len()], 0.0, 0));
+        for (i, bound) in BUCKETS_S.iter().enumerate() {
+            if seconds <= *bound {
+                entry.0[i] += 1;
+            }
+        }
+        entry.1 += seconds;
+        entry.2 += 1;
+    }
+}
+
+/// Store-derived gauges, computed by the caller at scrape time.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    /// (integration, state) -> instances
+    pub instances: Vec<(String, String, u64)>,
+    pub oldest_non_terminal_age_s: Option<f64>,
+    pub unhealthy_integrations: Vec<String>,
+    pub ready: bool,
+}
+
+fn labels_text(labels: &[(&'static str, String)]) -> String {
+    let inner: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+        .collect();
+    format!("{{{}}}", inner.join(","))
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The whole exposition.
+pub fn render(gauges: &Gauges) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP salary_sync_instances Workflow instances by integration and state."
+    );
+    let _ = writeln!(out, "# TYPE salary_sync_instances gauge");
+    for (integration, state, n) in &gauges.instances {
+        let _ = writeln!(
+            out,
+            "salary_sync_instances{{integration=\"{}\",state=\"{}\"}} {n}",
+            escape(integration),
+            escape(state)
+        );
+    }
+    let _ = writeln!(out, "# HELP salary_sync_oldest_non_terminal_age_seconds Age of the oldest instance not yet terminal.");
+    let _ = writeln!(
+        out,
+        "# TYPE salary_sync_oldest_non_terminal_age_seconds gauge"
+    );
+    let _ = writeln!(
+        out,
+        "salary_sync_oldest_non_terminal_age_seconds {}",
+        gauges.oldest_non_terminal_age_s.unwrap_or(0.0)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP salary_sync_ready 1 once startup recovery has finished."
+    );
+    let _ = writeln!(out, "# TYPE salary_sync_ready gauge");
+    let _ = writeln!(out, "salary_sync_ready {}", u8::from(gauges.ready));
+    let _ = writeln!(out, "# HELP salary_sync_integration_unhealthy 1 while an integration's credentials are refused.");
+    let _ = writeln!(out, "# TYPE salary_sync_integration_unhealthy gauge");
+    for integration in &gauges.unhealthy_integrations {
+        let _ = writeln!(
+            out,
+            "salary_sync_integration_unhealthy{{integration=\"{}\"}} 1",
+            escape(integration)
+        );
+    }
+    let Ok(r) = registry().lock() else {
+        return out;
+    };
+    let mut last = "";
+    for ((name, labels), value) in &r.counters {
+        if *name != last {
+            let _ = writeln!(out, "# TYPE {name} counter");
+            last = name;
+        }
+        let _ = writeln!(out, "{name}{} {value}", labels_text(labels));
+    }
+    let _ = writeln!(
+        out,
+        "# HELP salary_sync_step_seconds Duration of one workflow step, connector calls included."
+    );
+    let _ = writeln!(out, "# TYPE salary_sync_step_seconds histogram");
+    for (labels, (buckets, sum, count)) in &r.step_seconds {
+        let base = labels_text(labels);
+        let base = base.trim_end_matches('}');
+        for (bound, n) in BUCKETS_S.iter().zip(buckets) {
+            let _ = writeln!(
+                out,
+                "salary_sync_step_seconds_bucket{base},le=\"{bound}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "salary_sync_step_seconds_bucket{base},le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(out, "salary_sync_step_seconds_sum{base}}} {sum}");
+        let _ = writeln!(out, "salary_sync_step_seconds_count{base}}} {count}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_and_histograms_render_as_prometheus_text() {
+        payroll_answer("unit-test-system", 503);
+        payroll_answer("unit-test-system", 503);
+        transition("unit-test-int", "pending", "retry-scheduled");
+        step_duration("unit-test-int", "pending", 0.02);
+        let text = render(&Gauges {
+            instances: vec![("unit-test-int".into(), "sent".into(), 3)],
+            ready: true,
+            ..Gauges::default()
+        });
+        assert!(text.contains("salary_sync_payroll_http_answers_total{status=\"503\",system=\"unit-test-system\"} 2"), "{text}");
+        assert!(
+            text.contains("salary_sync_retries_total{integration=\"unit-test-int\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("salary_sync_instances{integration=\"unit-test-int\",state=\"sent\"} 3")
+        );
+        assert!(text.contains("salary_sync_step_seconds_bucket{integration=\"unit-test-int\",state=\"pending\",le=\"0.025\"} 1"), "{text}");
+        assert!(text.contains("salary_sync_step_seconds_bucket{integration=\"unit-test-int\",state=\"pending\",le=\"0.01\"} 0"), "{text}");
+        assert!(text.contains("salary_sync_ready 1"));
+    }
+}
