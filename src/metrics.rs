@@ -12,12 +12,17 @@ use std::sync::{Mutex, OnceLock};
 /// Step latency buckets, in seconds.
 const BUCKETS_S: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
+/// Label pairs, sorted by name.
+type Labels = Vec<(&'static str, String)>;
+
+/// A histogram's bucket counts, sum and count.
+type Histogram = (Vec<u64>, f64, u64);
+
 #[derive(Default)]
 struct Registry {
-    /// (metric name, sorted label pairs) -> value
-    counters: BTreeMap<(&'static str, Vec<(&'static str, String)>), u64>,
-    /// (labels) -> (bucket counts, sum, count)
-    step_seconds: BTreeMap<Vec<(&'static str, String)>, (Vec<u64>, f64, u64)>,
+    /// (metric name, labels) -> value
+    counters: BTreeMap<(&'static str, Labels), u64>,
+    step_seconds: BTreeMap<Labels, Histogram>,
 }
 
 fn registry() -> &'static Mutex<Registry> {
@@ -25,7 +30,7 @@ fn registry() -> &'static Mutex<Registry> {
     REGISTRY.get_or_init(Mutex::default)
 }
 
-fn add(name: &'static str, labels: Vec<(&'static str, String)>, n: u64) {
+fn add(name: &'static str, labels: Labels, n: u64) {
     if let Ok(mut r) = registry().lock() {
         *r.counters.entry((name, labels)).or_default() += n;
     }
