@@ -67,6 +67,20 @@ pub enum IntegrationConfig {
         #[serde(default)]
         company: Option<String>,
     },
+    Unimicro {
+        id: String,
+        /// The API root, e.g. `https://test-api.unieconomy.no` (routes under `/api/biz/`).
+        base_url: String,
+        /// The OAuth2 token endpoint, e.g. `https://test-login.unieconomy.no/connect/token`.
+        token_url: String,
+        /// The company's key, sent as the `CompanyKey` header.
+        company_key: String,
+        client_id: SecretSource,
+        client_secret: SecretSource,
+        /// OAuth scope; `AppFramework` when absent.
+        #[serde(default)]
+        scope: Option<String>,
+    },
 }
 
 /// Where a credential is read from.
@@ -91,6 +105,7 @@ impl IntegrationConfig {
     pub fn id(&self) -> &str {
         match self {
             Self::Tripletex { id, .. } => id,
+            Self::Unimicro { id, .. } => id,
         }
     }
 }
@@ -114,6 +129,16 @@ impl SecretSource {
             return Err(format!("{key}: the credential is empty"));
         }
         Ok(Secret::new(value))
+    }
+}
+
+fn check_url(i: usize, key: &str, url: &str) -> Result<(), String> {
+    if url.starts_with("https://") || url.starts_with("http://") {
+        Ok(())
+    } else {
+        Err(format!(
+            "integration[{i}].{key}: `{url}` is not an http(s) URL"
+        ))
     }
 }
 
@@ -174,6 +199,22 @@ impl Config {
                         ));
                     }
                 }
+                IntegrationConfig::Unimicro {
+                    base_url,
+                    token_url,
+                    company_key,
+                    ..
+                } => {
+                    check_url(i, "base_url", base_url)?;
+                    check_url(i, "token_url", token_url)?;
+                    let key = company_key.trim();
+                    if key.is_empty() || !key.bytes().all(|b| b.is_ascii_graphic()) {
+                        return Err(format!(
+                            "integration[{i}].company_key: must be the company's key from \
+                             Unimicro (printable, no spaces)"
+                        ));
+                    }
+                }
             }
         }
         Ok(())
@@ -220,6 +261,35 @@ employee_token = { file = "/etc/salary-sync/acme-employee" }
         assert!(Config::parse(&url).unwrap_err().contains("base_url"));
         let inline = GOOD.replace("{ env = \"ACME_CONSUMER\" }", "\"literal-token\"");
         assert!(Config::parse(&inline).is_err());
+    }
+
+    const UNIMICRO: &str = r#"
+store = "/tmp/s"
+[[integration]]
+id = "acme-unimicro"
+system = "unimicro"
+base_url = "https://test-api.unieconomy.no"
+token_url = "https://test-login.unieconomy.no/connect/token"
+company_key = "0b1c2d3e-aaaa-bbbb-cccc-123456789abc"
+client_id = { env = "ACME_UNI_CLIENT_ID" }
+client_secret = { file = "/etc/salary-sync/acme-uni-secret" }
+"#;
+
+    #[test]
+    fn a_unimicro_integration_parses_and_is_checked() {
+        let c = Config::parse(UNIMICRO).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.integrations[0].id(), "acme-unimicro");
+        let url = UNIMICRO.replace("https://test-login", "test-login");
+        assert!(Config::parse(&url).unwrap_err().contains("token_url"));
+        let key = UNIMICRO.replace("0b1c2d3e-aaaa-bbbb-cccc-123456789abc", "");
+        assert!(Config::parse(&key).unwrap_err().contains("company_key"));
+        let missing = UNIMICRO.replace(
+            "client_secret = { file = \"/etc/salary-sync/acme-uni-secret\" }\n",
+            "",
+        );
+        assert!(Config::parse(&missing)
+            .unwrap_err()
+            .contains("client_secret"));
     }
 
     #[test]

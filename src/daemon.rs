@@ -236,6 +236,27 @@ pub fn connectors_from_config(
                 };
                 Arc::new(TripletexConnector::new(config, http.clone()))
             }
+            IntegrationConfig::Unimicro {
+                base_url,
+                token_url,
+                company_key,
+                client_id,
+                client_secret,
+                scope,
+                ..
+            } => {
+                use crate::connectors::unimicro::{UnimicroConfig, UnimicroConnector};
+                let config = UnimicroConfig {
+                    base_url: base_url.clone(),
+                    token_url: token_url.clone(),
+                    company_key: company_key.trim().to_owned(),
+                    client_id: client_id.load(&format!("integration[{i}].client_id"))?,
+                    client_secret: client_secret
+                        .load(&format!("integration[{i}].client_secret"))?,
+                    scope: scope.clone().unwrap_or_else(|| "AppFramework".into()),
+                };
+                Arc::new(UnimicroConnector::new(config, http.clone()))
+            }
         };
         out.insert(id, connector);
     }

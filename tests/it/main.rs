@@ -4,4 +4,5 @@ mod cli;
 mod crash;
 mod e2e;
 mod support;
+mod unimicro;
 mod webhook;
