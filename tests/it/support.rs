@@ -76,6 +76,29 @@ employee_token = {{ env = "{EMPLOYEE_ENV}" }}
     setup
 }
 
+/// Salary sync is off until enabled: activate `integration` before every test event's time
+/// (the daemon is not running yet, so this opens the store directly).
+pub fn enable(config: &Path, integration: &str) {
+    let out = Command::new(bin())
+        .arg("--config")
+        .arg(config)
+        .args([
+            "integrations",
+            "enable",
+            integration,
+            "--from",
+            ACTIVATED_AT,
+        ])
+        .env("SALARY_SYNC_LOG", "warn")
+        .output()
+        .unwrap_or_else(|e| panic!("enable {integration}: {e}"));
+    assert!(
+        out.status.success(),
+        "enable {integration}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Runs a CLI command to completion; returns (exit code, stdout, stderr).
 pub fn cli(setup: &Setup, args: &[&str]) -> (i32, String, String) {
     let seed = Seed::demo();

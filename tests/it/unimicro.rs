@@ -55,6 +55,7 @@ client_secret = {{ env = "{CLIENT_SECRET_ENV}" }}
         key = Seed::demo().company_key,
     );
     std::fs::write(&config, text).unwrap_or_else(|e| panic!("write config: {e}"));
+    crate::support::enable(&config, INTEGRATION);
     Setup { dir, config, store }
 }
 

@@ -471,11 +471,12 @@ impl UnimicroConnector {
                 .body(body.clone());
         }
         let method = request.method.as_str();
-        let response = builder
-            .send()
-            .await
-            .map_err(|e| network_error(e, method, &request.path))?;
+        let response = builder.send().await.map_err(|e| {
+            crate::metrics::payroll_answer("unimicro", 0);
+            network_error(e, method, &request.path)
+        })?;
         let status = response.status().as_u16();
+        crate::metrics::payroll_answer("unimicro", status);
         let headers = response.headers().clone();
         let body = response
             .bytes()
