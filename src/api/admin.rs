@@ -96,6 +96,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/v1/instances/{id}", get(show))
         .route("/admin/v1/instances/{id}/{action}", post(operate))
         .route("/admin/v1/errors", get(errors))
+        .route("/admin/v1/prune", post(prune))
         .route("/admin/v1/integrations", get(integrations))
         .route(
             "/admin/v1/integrations/{id}/{action}",
@@ -436,6 +437,27 @@ async fn switch_integration(
             StatusCode::NOT_FOUND,
             format!("integration {id} is not in the configuration"),
         ),
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+pub struct PruneBody {
+    /// e.g. `90d`
+    pub older_than: String,
+}
+
+async fn prune(AxState(state): AxState<AdminState>, body: Bytes) -> Response {
+    let body: PruneBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, format!("body: {e}")),
+    };
+    let age = match service::parse_age(&body.older_than) {
+        Ok(a) => a,
+        Err(m) => return problem(StatusCode::BAD_REQUEST, m),
+    };
+    match service::prune(state.engine.store(), age, state.clock.as_ref()).await {
+        Ok(p) => Json(p).into_response(),
         Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }

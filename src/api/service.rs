@@ -209,3 +209,48 @@ pub async fn set_integration(
         switch: Some(switch),
     })
 }
+
+/// What `prune` removed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pruned {
+    pub instances: u64,
+    pub error_log_lines: u64,
+    pub cutoff: chrono::DateTime<chrono::Utc>,
+}
+
+/// Removes terminal instances (and their history and error-log lines) older than `older_than`.
+pub async fn prune(
+    store: &Store,
+    older_than: std::time::Duration,
+    clock: &dyn Clock,
+) -> Result<Pruned, storage::Error> {
+    let age = chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX);
+    let cutoff = clock
+        .now()
+        .checked_sub_signed(age)
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+    let (instances, error_log_lines) = store.prune(cutoff).await?;
+    Ok(Pruned {
+        instances,
+        error_log_lines,
+        cutoff,
+    })
+}
+
+/// Parses `90d`, `12h`, `30m`, `45s`.
+pub fn parse_age(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{s}` is not an age such as 90d, 12h, 30m"))?;
+    let seconds = match unit {
+        "d" => n.checked_mul(86_400),
+        "h" => n.checked_mul(3_600),
+        "m" => n.checked_mul(60),
+        "s" | "" => Some(n),
+        _ => None,
+    }
+    .ok_or_else(|| format!("`{s}` is not an age such as 90d, 12h, 30m"))?;
+    Ok(std::time::Duration::from_secs(seconds))
+}

@@ -1,8 +1,8 @@
 //! How a CLI command reaches the store: through the running daemon's admin API when there is
 //! one, else by opening the store directly. The user never has to know which.
 
-use crate::api::admin::{ActionBody, Discovery, ListQuery, SwitchBody};
-use crate::api::service::{self, IntegrationView, Shown, SubmitItem};
+use crate::api::admin::{ActionBody, Discovery, ListQuery, PruneBody, SwitchBody};
+use crate::api::service::{self, IntegrationView, Pruned, Shown, SubmitItem};
 use crate::clock::SystemClock;
 use crate::domain::{IntegrationId, OperatorAction, Workflow, WorkflowId};
 use crate::engine::RetrySettings;
@@ -242,6 +242,30 @@ impl Backend {
                     .post(format!("{base}/admin/v1/integrations/{id}/{verb}"))
                     .bearer_auth(token)
                     .json(&SwitchBody { from })
+                    .send()
+                    .await?;
+                decode(r).await
+            }
+        }
+    }
+
+    pub async fn prune(&self, older_than: &str) -> Result<Pruned> {
+        match self {
+            Self::Direct { store, .. } => {
+                let age = service::parse_age(older_than).map_err(|e| anyhow!(e))?;
+                Ok(service::prune(store, age, &SystemClock).await?)
+            }
+            Self::Remote {
+                client,
+                base,
+                token,
+            } => {
+                let r = client
+                    .post(format!("{base}/admin/v1/prune"))
+                    .bearer_auth(token)
+                    .json(&PruneBody {
+                        older_than: older_than.to_owned(),
+                    })
                     .send()
                     .await?;
                 decode(r).await

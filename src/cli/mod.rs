@@ -86,6 +86,13 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Remove terminal instances, their history and error-log lines older than an age
+    /// (salaries are personal data). Event ids are kept so a replay is still a duplicate.
+    Prune {
+        /// e.g. 90d, 12h, 30m
+        #[arg(long)]
+        older_than: String,
+    },
     /// List integrations, or switch salary sync on or off for one.
     Integrations {
         #[command(subcommand)]
@@ -236,6 +243,14 @@ async fn store_command(backend: &Backend, command: Command) -> Result<()> {
             print!(
                 "{}",
                 render::errors(&backend.errors(integration.as_ref()).await?, format)
+            );
+            Ok(())
+        }
+        Command::Prune { older_than } => {
+            let p = backend.prune(&older_than).await?;
+            println!(
+                "removed {} terminal instance(s) and {} error-log line(s) last changed before {}",
+                p.instances, p.error_log_lines, p.cutoff
             );
             Ok(())
         }

@@ -42,12 +42,20 @@ pub(crate) enum Write {
         reason: String,
         now: DateTime<Utc>,
     },
+    /// Removes these instances and their history if they are terminal and older than the
+    /// cutoff, and error-log lines older than the cutoff.
+    Prune {
+        ids: Vec<WorkflowId>,
+        cutoff: DateTime<Utc>,
+    },
 }
 
 pub(crate) enum Reply {
     Ingested(Vec<IngestOutcome>),
     Committed,
     Switched(IntegrationSwitch),
+    /// What a prune removed: (integration, state) of each instance, and error-log lines.
+    Pruned(Vec<(IntegrationId, State)>, u64),
 }
 
 impl Reply {
@@ -156,7 +164,15 @@ fn run(
                     .unwrap_or_default();
             }
         }
-        let results = apply_group(&trees, &group);
+        let errors_pruned = prune_error_log(&trees, &group);
+        let results = apply_group(&trees, &group).map(|mut results| {
+            for result in &mut results {
+                if let Ok(Reply::Pruned(_, n)) = result {
+                    *n = errors_pruned;
+                }
+            }
+            results
+        });
         let durable = db
             .flush()
             .map_err(Error::from)
@@ -226,6 +242,9 @@ fn apply_group(trees: &Trees, group: &[Request]) -> Result<Vec<Result<Reply, Err
                     } => switch(&tx, integration, *enabled, *from, *now).map(Reply::Switched),
                     Write::Quarantine { id, reason, now } => {
                         quarantine(&tx, *id, reason, *now).map(|()| Reply::Committed)
+                    }
+                    Write::Prune { ids, cutoff } => {
+                        prune(&tx, ids, *cutoff).map(|removed| Reply::Pruned(removed, 0))
                     }
                 };
                 match result {
@@ -536,7 +555,65 @@ fn count(counts: &Counts, group: &[Request], results: &[Result<Reply, Error>]) {
                         .or_default() += 1;
                 }
             }
+            (Write::Prune { .. }, Ok(Reply::Pruned(removed, _))) => {
+                for key in removed {
+                    if let Some(n) = map.get_mut(key) {
+                        *n = n.saturating_sub(1);
+                    }
+                }
+            }
             _ => {}
         }
     }
+}
+
+/// Error-log lines older than a prune's cutoff go too (they name salaries: personal data).
+/// sled transactions cannot scan, so this runs on the tree directly, in this thread, before
+/// the group's transaction; the group's fsync covers it.
+fn prune_error_log(trees: &Trees, group: &[Request]) -> u64 {
+    let Some(cutoff) = group
+        .iter()
+        .filter_map(|r| match &r.write {
+            Write::Prune { cutoff, .. } => Some(*cutoff),
+            _ => None,
+        })
+        .max()
+    else {
+        return 0;
+    };
+    let mut removed = 0;
+    for (key, value) in trees.errors.iter().flatten() {
+        let old = codec::decode::<ErrorLogEntry>(&value).map_or(true, |e| e.at < cutoff);
+        if old && trees.errors.remove(key).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+fn prune(
+    tx: &Tx,
+    ids: &[WorkflowId],
+    cutoff: DateTime<Utc>,
+) -> Result<Vec<(IntegrationId, State)>, Abortable> {
+    let (instances, history, by_state, ..) = *tx;
+    let mut removed = Vec::new();
+    for &id in ids {
+        let Some(bytes) = instances.get(keys::instance(id))? else {
+            continue;
+        };
+        let Ok(wf) = codec::decode::<Workflow>(&bytes) else {
+            continue; // unreadable records are for quarantine, not prune
+        };
+        if !wf.is_terminal() || wf.updated_at >= cutoff {
+            continue;
+        }
+        instances.remove(&keys::instance(id))?;
+        for seq in 0..wf.history_len {
+            history.remove(&keys::history(id, seq))?;
+        }
+        by_state.remove(&keys::by_state(wf.state, id))?;
+        removed.push((wf.change.integration_id, wf.state));
+    }
+    Ok(removed)
 }

@@ -257,6 +257,44 @@ impl Store {
         }
     }
 
+    /// Removes terminal instances last changed before `cutoff`, with their history, and
+    /// error-log lines older than it; returns (instances, error-log lines) removed. The
+    /// event-id keys stay, so a replayed old event is still a duplicate, never a second write;
+    /// the salary -> record mapping stays, so later changes still update the right record.
+    pub async fn prune(&self, cutoff: DateTime<Utc>) -> Result<(u64, u64), Error> {
+        const CHUNK: usize = 512;
+        let mut candidates = Vec::new();
+        for state in State::ALL.into_iter().filter(|s| s.is_terminal()) {
+            for key in self.trees.by_state.scan_prefix([state.code()]).keys() {
+                if let Some(id) = keys::workflow_id_suffix(&key?) {
+                    candidates.push(id);
+                }
+            }
+        }
+        let (mut instances, mut lines) = (0, 0);
+        let mut chunks: Vec<Vec<WorkflowId>> = candidates
+            .chunks(CHUNK)
+            .map(<[WorkflowId]>::to_vec)
+            .collect();
+        if chunks.is_empty() {
+            chunks.push(Vec::new()); // still prune the error log
+        }
+        for ids in chunks {
+            match self.committer.submit(Write::Prune { ids, cutoff }).await? {
+                committer::Reply::Pruned(removed, n) => {
+                    instances += removed.len() as u64;
+                    lines += n;
+                }
+                _ => {
+                    return Err(Error::Io(
+                        "committer answered a prune with something else".into(),
+                    ))
+                }
+            }
+        }
+        Ok((instances, lines))
+    }
+
     pub fn get(&self, id: WorkflowId) -> Result<Option<Workflow>, Error> {
         match self.trees.instances.get(keys::instance(id))? {
             None => Ok(None),

@@ -293,3 +293,67 @@ fn ingest_refuses_a_disabled_integration_and_skips_changes_before_activation() {
         assert_eq!(out, vec![IngestOutcome::NotEnabled]);
     });
 }
+
+#[test]
+fn prune_removes_old_terminal_instances_but_keeps_the_replay_guard() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    rt().block_on(async {
+        let store = open_enabled(dir.path()).await;
+        let c = change(ChangeKind::Created);
+        let mut running = change(ChangeKind::Updated);
+        running.event_id =
+            crate::domain::EventId::parse("evt-running").unwrap_or_else(|e| panic!("{e}"));
+        let out = store
+            .ingest(vec![c.clone(), running], now())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (IngestOutcome::Accepted(done), IngestOutcome::Accepted(open)) = (out[0], out[1])
+        else {
+            panic!("{out:?}")
+        };
+        let wf = store
+            .get(done)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("stored"));
+        let failure =
+            crate::domain::Failure::permanent(crate::domain::FailureCode::NoEmployment, "none");
+        let t =
+            step(&wf, Input::StepFailed(failure), now(), &Fixed).unwrap_or_else(|e| panic!("{e}"));
+        store.commit(t).await.unwrap_or_else(|e| panic!("{e}"));
+        // A cutoff before the change: nothing is old enough.
+        let (n, _) = store
+            .prune(now() - chrono::Duration::days(1))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(n, 0);
+        let (n, lines) = store
+            .prune(now() + chrono::Duration::days(1))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (n, lines),
+            (1, 1),
+            "the failed instance and its error-log line"
+        );
+        assert_eq!(store.get(done).ok().flatten(), None);
+        assert_eq!(store.history(done).map(|h| h.len()).unwrap_or(9), 0);
+        assert!(
+            store.get(open).ok().flatten().is_some(),
+            "non-terminal instances stay"
+        );
+        let replay = store
+            .ingest(vec![c], now())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            replay,
+            vec![IngestOutcome::Duplicate(done)],
+            "a replayed old event is not sent again"
+        );
+        assert!(store
+            .counts_by_integration()
+            .iter()
+            .all(|(_, s, n)| *s != State::Failed || *n == 0));
+    });
+}
