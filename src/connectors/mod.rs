@@ -7,6 +7,7 @@
 pub mod error;
 pub mod http;
 pub mod tripletex;
+pub mod visma;
 
 pub use error::Error;
 
