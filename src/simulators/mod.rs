@@ -5,3 +5,4 @@
 //! one is started with a seed and stopped with its handle's `shutdown`, which joins its task.
 
 pub mod tripletex;
+pub mod visma;
