@@ -61,7 +61,7 @@ pub enum IntegrationConfig {
         currency: Option<String>,
         /// Wire details Visma does not publish (paging, filters, error body, headers).
         #[serde(default)]
-        api: crate::connectors::visma::VismaApi,
+        api: Box<crate::connectors::visma::VismaApi>,
     },
 }
 

@@ -205,7 +205,7 @@ pub fn connectors_from_config(
                         .load(&format!("integration[{i}].client_secret"))?,
                     scope: scope.clone(),
                     currency,
-                    api: api.clone(),
+                    api: api.as_ref().clone(),
                 };
                 Arc::new(VismaConnector::new(config, http.clone()))
             }
