@@ -896,6 +896,42 @@ impl VismaConnector {
             )));
         }
         let record = Self::record_for(change, &employment_id, owned);
+        // A PUT replaces the whole timeline, and Visma checks `If-Match` when the PUT arrives,
+        // not when its job runs: a second PUT planned while another job on the position is
+        // still queued would silently undo that job. So wait for running jobs first; one of
+        // our own (a PUT whose answer was lost) is adopted instead of sent again.
+        let mine = correlation_id(change);
+        let jobs_path = self.jobs_path(&position.employee_id)?;
+        let jobs: Vec<Job> = self
+            .list_all(self.request(Method::GET, jobs_path.clone(), Call::Other))
+            .await?;
+        for j in jobs
+            .iter()
+            .filter(|j| matches!(job_state(j), JobState::Running))
+        {
+            if j.correlation_id.as_deref() == Some(mine.as_str()) {
+                if let Some(id) = j.id.as_deref() {
+                    let id = segment(id, "job id").map_err(Error::Unexpected)?;
+                    return Ok(WriteStart::Job {
+                        job: format!("{jobs_path}/{id}"),
+                    });
+                }
+            } else if j.artifact_id.as_deref() == Some(employment_id.as_str()) {
+                return Err(judged(
+                    200,
+                    "GET",
+                    &jobs_path,
+                    FailureCode::RevisionConflict,
+                    FailureClass::Transient,
+                    format!(
+                        "another change to Visma position {employment_id} is still running (job \
+                         {}); salary-sync writes after it has finished",
+                        j.id.as_deref().unwrap_or("without id")
+                    ),
+                    None,
+                ));
+            }
+        }
         let mut last = None;
         for _ in 0..PUT_ATTEMPTS_MAX {
             let (read, etag, mut doc, timeline) =

@@ -97,6 +97,9 @@ pub struct Job {
     pub status_code: Option<i64>,
     #[serde(default)]
     pub correlation_id: Option<String>,
+    /// The object the job creates or updates (for a position PUT: the position's id).
+    #[serde(default)]
+    pub artifact_id: Option<String>,
     #[serde(default)]
     pub created: Option<String>,
     #[serde(default)]

@@ -30,6 +30,9 @@ pub enum FaultKind {
     },
     /// Close the connection without answering and without touching the state.
     Drop,
+    /// Someone edits the position in Visma just before this request is handled: the
+    /// position's ETag moves (its salary stays), so a PUT with the ETag read before gets 412.
+    EditedConcurrently,
     /// Only for position PUTs: accept the write (the job is queued), then close the
     /// connection without answering. The client cannot know whether its write landed.
     ApplyThenDrop,

@@ -339,6 +339,13 @@ async fn handle(
                 close_after = true;
                 None
             }
+            FaultKind::EditedConcurrently => {
+                let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+                if let ["employees", _, "positions", pid] = segments.as_slice() {
+                    lock(&shared.tenant).touch(pid);
+                }
+                None
+            }
             FaultKind::ServerError => Some(ApiError::new(500, "Simulated internal error.").into()),
             FaultKind::Unavailable => Some(ApiError::new(503, "Service unavailable.").into()),
             FaultKind::RateLimited { retry_after_s } => {
