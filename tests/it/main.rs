@@ -4,3 +4,4 @@ mod cli;
 mod crash;
 mod e2e;
 mod support;
+mod visma;
