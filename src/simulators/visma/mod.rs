@@ -30,9 +30,9 @@
 //!
 //! # Faults
 //! [`Control::set_latency`], and one-shot [`Fault`]s queued with [`Control::arm`]: 500, 503,
-//! 429 with or without `Retry-After`, a slow body, a dropped connection, a concurrent edit (the ETag moves), and for position PUTs
-//! "apply (queue the job), then drop" and "apply, then hang", plus "the next job fails late"
-//! and "the next job skips the salary with the warning". [`Control::wait_for_writes`] lets a
+//! 429 with or without `Retry-After`, a slow body, a dropped connection, a concurrent edit
+//! (the ETag moves), and for position PUTs "apply (queue the job), then drop" and "apply, then
+//! hang", plus "the next job fails late" and "the next job skips the salary with the warning". [`Control::wait_for_writes`] lets a
 //! crash test wait until a PUT was accepted. [`Control::expire_tokens`] ends every token.
 //!
 //! # Control API (not Visma's), for a simulator in another process
