@@ -81,6 +81,26 @@ pub enum IntegrationConfig {
         #[serde(default)]
         scope: Option<String>,
     },
+    /// Visma.net Payroll (Employee API v2); see docs/payroll-systems/visma.md.
+    VismaPayroll {
+        id: String,
+        /// e.g. `https://api.employeecore.hrm.visma.net/v2`
+        base_url: String,
+        /// Visma Connect's OAuth2 token endpoint.
+        token_url: String,
+        tenant_id: String,
+        client_id: SecretSource,
+        client_secret: SecretSource,
+        /// Space-separated OAuth scopes (not published by Visma).
+        #[serde(default)]
+        scope: Option<String>,
+        /// The payroll currency; Visma.net Payroll Norway is NOK-only (the default).
+        #[serde(default)]
+        currency: Option<String>,
+        /// Wire details Visma does not publish (paging, filters, error body, headers).
+        #[serde(default)]
+        api: Box<crate::connectors::visma::VismaApi>,
+    },
 }
 
 /// Where a credential is read from.
@@ -104,7 +124,7 @@ impl std::fmt::Debug for SecretSource {
 impl IntegrationConfig {
     pub fn id(&self) -> &str {
         match self {
-            Self::Tripletex { id, .. } => id,
+            Self::Tripletex { id, .. } | Self::VismaPayroll { id, .. } => id,
             Self::Unimicro { id, .. } => id,
         }
     }
@@ -215,6 +235,31 @@ impl Config {
                         ));
                     }
                 }
+                IntegrationConfig::VismaPayroll {
+                    base_url,
+                    token_url,
+                    tenant_id,
+                    currency,
+                    api,
+                    ..
+                } => {
+                    for (key, url) in [("base_url", base_url), ("token_url", token_url)] {
+                        if !(url.starts_with("https://") || url.starts_with("http://")) {
+                            return Err(format!(
+                                "integration[{i}].{key}: `{url}` is not an http(s) URL"
+                            ));
+                        }
+                    }
+                    if tenant_id.trim().is_empty() {
+                        return Err(format!("integration[{i}].tenant_id must not be empty"));
+                    }
+                    if let Some(code) = currency {
+                        crate::domain::Currency::parse(code)
+                            .map_err(|e| format!("integration[{i}].currency: {e}"))?;
+                    }
+                    api.validate()
+                        .map_err(|e| format!("integration[{i}].{e}"))?;
+                }
             }
         }
         Ok(())
@@ -290,6 +335,46 @@ client_secret = { file = "/etc/salary-sync/acme-uni-secret" }
         assert!(Config::parse(&missing)
             .unwrap_err()
             .contains("client_secret"));
+    }
+
+    const VISMA: &str = r#"
+store = "/tmp/s"
+[[integration]]
+id = "acme-visma"
+system = "visma-payroll"
+base_url = "https://api.employeecore.hrm.visma.net/v2"
+token_url = "https://connect.visma.com/connect/token"
+tenant_id = "1234"
+client_id = { env = "ACME_VISMA_CLIENT_ID" }
+client_secret = { file = "/etc/salary-sync/acme-visma-secret" }
+[integration.api]
+page_size = 100
+"#;
+
+    #[test]
+    fn a_visma_integration_parses_and_is_checked() {
+        let c = Config::parse(VISMA).unwrap_or_else(|e| panic!("{e}"));
+        match &c.integrations[0] {
+            IntegrationConfig::VismaPayroll { api, currency, .. } => {
+                assert_eq!(api.page_size, 100);
+                assert_eq!(api.next_page_field, "nextCursor");
+                assert_eq!(currency, &None);
+            }
+            other => panic!("{other:?}"),
+        }
+        let bad_url = VISMA.replace("https://connect.visma.com/connect/token", "connect");
+        assert!(Config::parse(&bad_url).unwrap_err().contains("token_url"));
+        let bad_currency = VISMA.replace(
+            "tenant_id = \"1234\"",
+            "tenant_id = \"1234\"\ncurrency = \"kr\"",
+        );
+        assert!(Config::parse(&bad_currency)
+            .unwrap_err()
+            .contains("currency"));
+        let bad_api = VISMA.replace("page_size = 100", "page_size = 0");
+        assert!(Config::parse(&bad_api).unwrap_err().contains("page_size"));
+        let unknown = VISMA.replace("page_size = 100", "pagesize = 100");
+        assert!(Config::parse(&unknown).is_err());
     }
 
     #[test]

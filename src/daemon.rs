@@ -257,6 +257,33 @@ pub fn connectors_from_config(
                 };
                 Arc::new(UnimicroConnector::new(config, http.clone()))
             }
+            IntegrationConfig::VismaPayroll {
+                base_url,
+                token_url,
+                tenant_id,
+                client_id,
+                client_secret,
+                scope,
+                currency,
+                api,
+                ..
+            } => {
+                use crate::connectors::visma::{VismaConfig, VismaConnector};
+                let currency = crate::domain::Currency::parse(currency.as_deref().unwrap_or("NOK"))
+                    .map_err(|e| format!("integration[{i}].currency: {e}"))?;
+                let config = VismaConfig {
+                    base_url: base_url.clone(),
+                    token_url: token_url.clone(),
+                    tenant_id: tenant_id.clone(),
+                    client_id: client_id.load(&format!("integration[{i}].client_id"))?,
+                    client_secret: client_secret
+                        .load(&format!("integration[{i}].client_secret"))?,
+                    scope: scope.clone(),
+                    currency,
+                    api: api.as_ref().clone(),
+                };
+                Arc::new(VismaConnector::new(config, http.clone()))
+            }
         };
         out.insert(id, connector);
     }

@@ -8,6 +8,7 @@ pub mod error;
 pub mod http;
 pub mod tripletex;
 pub mod unimicro;
+pub mod visma;
 
 pub use error::Error;
 

@@ -6,3 +6,4 @@
 
 pub mod tripletex;
 pub mod unimicro;
+pub mod visma;

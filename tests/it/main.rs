@@ -5,4 +5,5 @@ mod crash;
 mod e2e;
 mod support;
 mod unimicro;
+mod visma;
 mod webhook;
