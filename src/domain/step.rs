@@ -275,6 +275,12 @@ pub fn step(
             }
             (state, Input::StepFailed(f)) if !state.is_terminal() => match f.class {
                 FailureClass::Permanent => {
+                    // The payroll system said no (a refused write, a job that failed): nothing
+                    // was written, so the intent is settled and a later operator retry writes
+                    // afresh. An answer we could not read settles nothing.
+                    if f.code != FailureCode::UnexpectedAnswer {
+                        next.intent = None;
+                    }
                     fail(&mut next, &mut effects, f.clone());
                     ("failed", f.message.clone(), Some(f), None)
                 }

@@ -292,6 +292,37 @@ fn an_asynchronous_job_is_recorded_once_and_kept_while_polling() {
 }
 
 #[test]
+fn a_refused_write_settles_the_intent_so_a_retry_writes_afresh() {
+    let wf = run(&new_wf(ChangeKind::Created), happy_inputs()[..4].to_vec()).expect("legal");
+    let polling = step(
+        &wf,
+        Input::JobAccepted {
+            job: "/jobs/9".into(),
+        },
+        t0(),
+        &POLICY,
+    )
+    .expect("legal")
+    .workflow;
+    let refused = Failure::permanent(FailureCode::PayrollRejected, "job failed: validation");
+    let failed = step(&polling, Input::StepFailed(refused), t0(), &POLICY)
+        .expect("legal")
+        .workflow;
+    assert_eq!(
+        failed.intent, None,
+        "a failed job is not polled again after a retry"
+    );
+    let unreadable = Failure::permanent(FailureCode::UnexpectedAnswer, "garbled");
+    let kept = step(&polling, Input::StepFailed(unreadable), t0(), &POLICY)
+        .expect("legal")
+        .workflow;
+    assert!(
+        kept.intent.is_some(),
+        "an unreadable answer may hide a write: reconcile first"
+    );
+}
+
+#[test]
 fn a_failure_during_the_write_keeps_the_intent_for_reconciliation() {
     let wf = run(&new_wf(ChangeKind::Created), happy_inputs()[..4].to_vec()).expect("legal");
     let t = step(&wf, Input::StepFailed(transient()), t0(), &POLICY).expect("legal");

@@ -564,11 +564,12 @@ impl VismaConnector {
                 .body(body.clone());
         }
         let method = request.method.as_str();
-        let response = builder
-            .send()
-            .await
-            .map_err(|e| network_error(e, method, &request.path))?;
+        let response = builder.send().await.map_err(|e| {
+            crate::metrics::payroll_answer("visma-payroll", 0);
+            network_error(e, method, &request.path)
+        })?;
         let status = response.status().as_u16();
+        crate::metrics::payroll_answer("visma-payroll", status);
         let headers = response.headers().clone();
         let body = response
             .bytes()
