@@ -1,54 +1,208 @@
-//! `salary-sync demo`: a simulated Tripletex on loopback, a daemon on a temporary store, sample
-//! changes that end in every terminal state, and the dump. Everything runs in this process over
-//! real HTTP and a real sled store; nothing is left behind.
+//! `salary-sync demo`: simulated Tripletex, Visma.net Payroll and Unimicro on loopback, one
+//! daemon on a temporary store, the same sample changes sent to each, ending in every terminal
+//! state, then the dump. Everything runs in this process over real HTTP and a real sled store;
+//! nothing is left behind.
 
 use super::backend::Backend;
 use super::render::{self, Format};
 use crate::clock::SystemClock;
 use crate::connectors::http::{client, ClientSettings};
 use crate::connectors::tripletex::{TripletexConfig, TripletexConnector};
+use crate::connectors::unimicro::{UnimicroConfig, UnimicroConnector};
+use crate::connectors::visma::{VismaApi, VismaConfig, VismaConnector};
 use crate::connectors::Connector;
 use crate::daemon::{self, DaemonSettings};
-use crate::domain::IntegrationId;
+use crate::domain::{Currency, IntegrationId};
 use crate::engine::{EngineSettings, RetrySettings};
 use crate::secret::Secret;
-use crate::simulators::tripletex::{self as sim, Fault, FaultKind, Seed};
+use crate::simulators::{tripletex, unimicro, visma};
 use anyhow::{anyhow, Context, Result};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const INTEGRATION: &str = "demo-tripletex";
 const QUIET_WAIT_MAX: Duration = Duration::from_secs(60);
+const ACTIVATED_AT: &str = "2026-11-01T00:00:00Z";
+
+/// The three simulators, started with the same demo cast.
+struct Simulators {
+    tripletex: tripletex::Handle,
+    visma: visma::Handle,
+    unimicro: unimicro::Handle,
+}
+
+impl Simulators {
+    async fn start() -> Result<Self> {
+        Ok(Self {
+            tripletex: tripletex::start(tripletex::Seed::demo())
+                .await
+                .context("cannot start the Tripletex simulator")?,
+            visma: visma::start(visma::Seed::demo())
+                .await
+                .context("cannot start the Visma simulator")?,
+            unimicro: unimicro::start(unimicro::Seed::demo())
+                .await
+                .context("cannot start the Unimicro simulator")?,
+        })
+    }
+
+    fn connectors(&self) -> Result<HashMap<IntegrationId, Arc<dyn Connector>>> {
+        let http = client(&ClientSettings::default())?;
+        let t = tripletex::Seed::demo();
+        let v = visma::Seed::demo();
+        let u = unimicro::Seed::demo();
+        let id = |s: &str| IntegrationId::parse(s).map_err(|e| anyhow!(e));
+        let mut out: HashMap<IntegrationId, Arc<dyn Connector>> = HashMap::new();
+        out.insert(
+            id("demo-tripletex")?,
+            Arc::new(TripletexConnector::new(
+                TripletexConfig {
+                    base_url: self.tripletex.control().base_url(),
+                    consumer_token: Secret::new(t.consumer_token),
+                    employee_token: Secret::new(t.employee_token),
+                    company: None,
+                    session_days: 1,
+                },
+                http.clone(),
+            )),
+        );
+        let visma = self.visma.control();
+        out.insert(
+            id("demo-visma")?,
+            Arc::new(VismaConnector::new(
+                VismaConfig {
+                    base_url: visma.base_url(),
+                    token_url: visma.token_url(),
+                    tenant_id: v.tenant_id,
+                    client_id: Secret::new(v.client_id),
+                    client_secret: Secret::new(v.client_secret),
+                    scope: None,
+                    currency: Currency::parse("NOK").map_err(|e| anyhow!(e))?,
+                    api: VismaApi::default(),
+                },
+                http.clone(),
+            )),
+        );
+        let uni = self.unimicro.control();
+        out.insert(
+            id("demo-unimicro")?,
+            Arc::new(UnimicroConnector::new(
+                UnimicroConfig {
+                    base_url: uni.base_url(),
+                    token_url: uni.token_url(),
+                    company_key: u.company_key,
+                    client_id: Secret::new(u.client_id),
+                    client_secret: Secret::new(u.client_secret),
+                    scope: "AppFramework".into(),
+                },
+                http,
+            )),
+        );
+        Ok(out)
+    }
+
+    /// The next two salary writes in every system answer 503.
+    fn outage(&self) {
+        let down = || tripletex::FaultKind::Unavailable;
+        self.tripletex.control().arm(
+            tripletex::Fault::new(down(), 2)
+                .method("POST")
+                .path_prefix("/employee/employment/details"),
+        );
+        self.visma
+            .control()
+            .arm(visma::Fault::new(visma::FaultKind::Unavailable, 2).method("PUT"));
+        self.unimicro.control().arm(
+            unimicro::Fault::new(down(), 2)
+                .method("PUT")
+                .path_prefix("/api/biz/employments"),
+        );
+    }
+
+    /// What each payroll system holds now, one line per salary record.
+    fn records(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for row in self.tripletex.control().all_details() {
+            lines.push(format!(
+                "  tripletex  row {:<6} employment {:<6} from {}  {:<13} annual {:>10}  hourly {:>7}",
+                row.id,
+                row.employment_id,
+                row.date,
+                row.remuneration_type.map_or("-", |t| t.as_str()),
+                row.annual_salary,
+                row.hourly_wage
+            ));
+        }
+        let visma = self.visma.control();
+        for employee in visma::Seed::demo().employees {
+            for position in employee.positions {
+                for e in visma.salary_entries(&position.id) {
+                    let amount = e
+                        .monthly_salary
+                        .or(e.yearly_salary)
+                        .or(e.hourly_salary)
+                        .unwrap_or_default();
+                    lines.push(format!(
+                        "  visma      {} {}  {}..{}  {} {}",
+                        employee.first_name,
+                        e.contract_salary_type.as_deref().unwrap_or("-"),
+                        e.active_start.map(|d| d.to_string()).unwrap_or_default(),
+                        e.active_end
+                            .map(|d| d.to_string())
+                            .unwrap_or_else(|| "(open)".into()),
+                        e.salary_type,
+                        amount
+                    ));
+                }
+            }
+        }
+        let uni = self.unimicro.control();
+        for employee in unimicro::Seed::demo().employees {
+            for employment in employee.employments {
+                for r in uni.rates(employment.id) {
+                    lines.push(format!(
+                        "  unimicro   {} employment {} from {}  {} {}{}",
+                        employee.name,
+                        r.employment_id,
+                        r.from_date,
+                        r.rate_type,
+                        r.rate,
+                        if r.deleted { "  (deleted)" } else { "" }
+                    ));
+                }
+            }
+        }
+        lines
+    }
+
+    async fn shutdown(self) {
+        self.tripletex.shutdown().await;
+        self.visma.shutdown().await;
+        self.unimicro.shutdown().await;
+    }
+}
 
 pub async fn run() -> Result<()> {
     let store_dir = tempfile::tempdir().context("cannot create a temporary store directory")?;
-    let seed = Seed::demo();
-    let simulator = sim::start(seed.clone())
-        .await
-        .context("cannot start the Tripletex simulator")?;
-    let control = simulator.control();
-    eprintln!("demo: simulated Tripletex at {}", control.base_url());
-
-    let connector = TripletexConnector::new(
-        TripletexConfig {
-            base_url: control.base_url(),
-            consumer_token: Secret::new(seed.consumer_token.clone()),
-            employee_token: Secret::new(seed.employee_token.clone()),
-            company: None,
-            session_days: 1,
-        },
-        client(&ClientSettings::default())?,
+    let simulators = Simulators::start().await?;
+    eprintln!(
+        "demo: simulated Tripletex at {}, Visma.net Payroll at {}, Unimicro at {}",
+        simulators.tripletex.control().base_url(),
+        simulators.visma.control().base_url(),
+        simulators.unimicro.control().base_url()
     );
-    let integration = IntegrationId::parse(INTEGRATION).map_err(|e| anyhow!(e))?;
-    let mut connectors: HashMap<IntegrationId, Arc<dyn Connector>> = HashMap::new();
-    connectors.insert(integration, Arc::new(connector));
+    let connectors = simulators.connectors()?;
+    let integrations: Vec<IntegrationId> = {
+        let mut ids: Vec<_> = connectors.keys().cloned().collect();
+        ids.sort();
+        ids
+    };
     let settings = DaemonSettings {
         store: store_dir.path().join("store"),
         admin_listen: "127.0.0.1:0".parse()?,
         engine: EngineSettings {
-            workers: 8,
+            workers: 16,
             retry: RetrySettings {
                 initial_delay_ms: 300,
                 delay_ms_max: 2_000,
@@ -72,139 +226,39 @@ pub async fn run() -> Result<()> {
         false,
     )
     .await?;
-
-    let activated = backend
-        .set_integration(
-            IntegrationId::parse(INTEGRATION).map_err(|e| anyhow!(e))?,
-            true,
-            Some("2026-11-01T00:00:00Z".into()),
-        )
-        .await?;
+    for id in &integrations {
+        backend
+            .set_integration(id.clone(), true, Some(ACTIVATED_AT.into()))
+            .await?;
+    }
     eprintln!(
-        "demo: salary sync enabled for {INTEGRATION}, activated at {}",
-        activated
-            .switch
-            .and_then(|s| s.activated_at)
-            .map(|t| t.to_rfc3339())
-            .unwrap_or_default()
+        "demo: salary sync enabled for {} integrations, activated at {ACTIVATED_AT}",
+        integrations.len()
     );
-    eprintln!("demo: sending 7 salary changes (create, update, delete; wrong currency; overlap; no employment)");
-    submit(
-        &backend,
-        json!([
-            event(
-                "evt-1",
-                "created",
-                "2026-11-20T09:00:00Z",
-                "sal-kari",
-                json!({"id": "hr-kari", "payroll_employee_id": "101"}),
-                "52000.00",
-                "NOK",
-                "monthly",
-                "2026-01-01",
-                Some("New agreement")
-            ),
-            event(
-                "evt-2",
-                "updated",
-                "2026-11-21T09:00:00Z",
-                "sal-kari",
-                json!({"id": "hr-kari", "payroll_employee_id": "101"}),
-                "53500.00",
-                "NOK",
-                "monthly",
-                "2026-01-01",
-                Some("Annual raise")
-            ),
-            event(
-                "evt-3",
-                "created",
-                "2026-11-20T09:05:00Z",
-                "sal-ola-sek",
-                json!({"id": "hr-ola", "employee_number": "18"}),
-                "41000.00",
-                "SEK",
-                "monthly",
-                "2026-01-01",
-                None
-            ),
-            event(
-                "evt-4",
-                "created",
-                "2026-11-20T09:10:00Z",
-                "sal-per",
-                json!({"id": "hr-per", "email": "per@example.no"}),
-                "50000.00",
-                "NOK",
-                "monthly",
-                "2026-01-01",
-                None
-            ),
-            event(
-                "evt-5",
-                "created",
-                "2026-11-20T09:15:00Z",
-                "sal-lise",
-                json!({"id": "hr-lise", "employee_number": "20"}),
-                "45000.00",
-                "NOK",
-                "monthly",
-                "2026-01-01",
-                None
-            ),
-            event(
-                "evt-6",
-                "created",
-                "2026-11-20T09:20:00Z",
-                "sal-nils",
-                json!({"id": "hr-nils", "payroll_employee_id": "105"}),
-                "312.50",
-                "NOK",
-                "hourly",
-                "2026-02-01",
-                None
-            ),
-            event(
-                "evt-7",
-                "deleted",
-                "2026-11-22T09:20:00Z",
-                "sal-nils",
-                json!({"id": "hr-nils", "payroll_employee_id": "105"}),
-                "312.50",
-                "NOK",
-                "hourly",
-                "2026-02-01",
-                None
-            ),
-        ]),
-    )
-    .await?;
+
+    eprintln!("demo: sending each system 7 changes (create, update, delete; wrong currency; overlap; no employment)");
+    for id in &integrations {
+        submit(&backend, Value::Array(first_wave(id.as_str()))).await?;
+    }
     wait_quiet(&backend).await?;
 
-    eprintln!(
-        "demo: Tripletex goes down for two writes (503); the next change is retried until it lands"
-    );
-    control.arm(
-        Fault::new(FaultKind::Unavailable, 2)
-            .method("POST")
-            .path_prefix("/employee/employment/details"),
-    );
-    submit(
-        &backend,
-        json!([event(
+    eprintln!("demo: every payroll system goes down for two writes (503); the next change is retried until it lands");
+    simulators.outage();
+    for id in &integrations {
+        let ola = event(
+            id.as_str(),
             "evt-8",
             "created",
             "2026-11-23T08:00:00Z",
             "sal-ola",
-            json!({"id": "hr-ola", "employee_number": "18"}),
+            "18",
             "650000",
             "NOK",
             "yearly",
             "2026-03-01",
-            None
-        ),]),
-    )
-    .await?;
+        );
+        submit(&backend, json!([ola])).await?;
+    }
     wait_quiet(&backend).await?;
 
     let (items, _) = backend.list(&Default::default()).await?;
@@ -216,57 +270,151 @@ pub async fn run() -> Result<()> {
         "{}",
         render::errors(&backend.errors(None).await?, Format::Table)
     );
-    if let Some(retried) = items
-        .iter()
-        .find(|wf| wf.change.salary.id.as_str() == "sal-ola")
-    {
+    if let Some(retried) = items.iter().find(|wf| {
+        wf.change.salary.id.as_str() == "sal-ola"
+            && wf.change.integration_id.as_str() == "demo-visma"
+    }) {
         println!();
-        println!("The instance that rode out the outage:");
+        println!(
+            "The Visma instance that rode out the outage (writes are asynchronous jobs there):"
+        );
         print!(
             "{}",
             render::shown(&backend.show(retried.id).await?, Format::Table)
         );
     }
     println!();
-    println!("Tripletex now holds these salary rows (employment, date, type, annual, hourly):");
-    for row in control.all_details() {
-        println!(
-            "  row {:<5} employment {:<4} {} {:<13} {:>12} {:>8}",
-            row.id,
-            row.employment_id,
-            row.date,
-            row.remuneration_type.map_or("-", |t| t.as_str()),
-            row.annual_salary,
-            row.hourly_wage
-        );
+    println!("What the payroll systems hold now:");
+    for line in simulators.records() {
+        println!("{line}");
     }
     drop(backend);
     running.stop().await?;
-    simulator.shutdown().await;
+    simulators.shutdown().await;
     Ok(())
+}
+
+/// The seven changes every system gets first (employees by employee number: the one key all
+/// three systems can look up).
+fn first_wave(integration: &str) -> Vec<Value> {
+    let e = |id, kind, at, salary, number, amount, currency, unit, start| {
+        event(
+            integration,
+            id,
+            kind,
+            at,
+            salary,
+            number,
+            amount,
+            currency,
+            unit,
+            start,
+        )
+    };
+    vec![
+        e(
+            "evt-1",
+            "created",
+            "2026-11-20T09:00:00Z",
+            "sal-kari",
+            "17",
+            "52000.00",
+            "NOK",
+            "monthly",
+            "2026-01-01",
+        ),
+        e(
+            "evt-2",
+            "updated",
+            "2026-11-21T09:00:00Z",
+            "sal-kari",
+            "17",
+            "53500.00",
+            "NOK",
+            "monthly",
+            "2026-01-01",
+        ),
+        e(
+            "evt-3",
+            "created",
+            "2026-11-20T09:05:00Z",
+            "sal-ola-sek",
+            "18",
+            "41000.00",
+            "SEK",
+            "monthly",
+            "2026-01-01",
+        ),
+        e(
+            "evt-4",
+            "created",
+            "2026-11-20T09:10:00Z",
+            "sal-per",
+            "19",
+            "50000.00",
+            "NOK",
+            "monthly",
+            "2026-01-01",
+        ),
+        e(
+            "evt-5",
+            "created",
+            "2026-11-20T09:15:00Z",
+            "sal-lise",
+            "20",
+            "45000.00",
+            "NOK",
+            "monthly",
+            "2026-01-01",
+        ),
+        e(
+            "evt-6",
+            "created",
+            "2026-11-20T09:20:00Z",
+            "sal-nils",
+            "21",
+            "312.50",
+            "NOK",
+            "hourly",
+            "2026-02-01",
+        ),
+        e(
+            "evt-7",
+            "deleted",
+            "2026-11-22T09:20:00Z",
+            "sal-nils",
+            "21",
+            "312.50",
+            "NOK",
+            "hourly",
+            "2026-02-01",
+        ),
+    ]
 }
 
 #[allow(clippy::too_many_arguments)]
 fn event(
+    integration: &str,
     event_id: &str,
     kind: &str,
     occurred_at: &str,
     salary_id: &str,
-    employee: Value,
+    employee_number: &str,
     amount: &str,
     currency: &str,
     unit: &str,
     start: &str,
-    note: Option<&str>,
 ) -> Value {
     json!({
         "event_id": event_id,
-        "integration_id": INTEGRATION,
+        "integration_id": integration,
         "kind": kind,
         "occurred_at": occurred_at,
         "salary": {
-            "id": salary_id, "employee": employee, "amount": amount, "currency": currency,
-            "period_unit": unit, "start_date": start, "end_date": null, "note": note
+            "id": salary_id,
+            "employee": {"id": format!("hr-{employee_number}"), "employee_number": employee_number},
+            "amount": amount, "currency": currency, "period_unit": unit,
+            "start_date": start, "end_date": null, "note": "demo"
         }
     })
 }

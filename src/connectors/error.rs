@@ -79,3 +79,30 @@ impl Error {
         }
     }
 }
+
+/// The vendor's own words, ready to follow "answered HTTP 503": `": <words>"` without a
+/// trailing full stop (the sentence goes on), or nothing when the vendor said nothing.
+pub fn vendor_said(words: Option<String>) -> String {
+    match words
+        .as_deref()
+        .map(|w| w.trim().trim_end_matches('.').trim_end())
+    {
+        Some(w) if !w.is_empty() => format!(": {w}"),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::vendor_said;
+
+    #[test]
+    fn vendor_words_lose_their_full_stop_and_empty_words_vanish() {
+        assert_eq!(
+            vendor_said(Some("Service unavailable.".into())),
+            ": Service unavailable"
+        );
+        assert_eq!(vendor_said(Some("  ".into())), "");
+        assert_eq!(vendor_said(None), "");
+    }
+}

@@ -52,7 +52,7 @@ fn explain(status: u16, code: FailureCode, vendor: &ApiError, call: Call) -> Str
         .or_else(|| vendor.message.clone())
         .or_else(|| vendor.developer_message.clone())
         .filter(|s| !s.is_empty());
-    let said = said.map(|s| format!(": {s}")).unwrap_or_default();
+    let said = crate::connectors::error::vendor_said(said);
     match code {
         FailureCode::RateLimited => format!(
             "Tripletex is rate-limiting the integration (HTTP 429){said}. salary-sync waits \

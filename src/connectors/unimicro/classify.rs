@@ -45,10 +45,7 @@ pub fn classify(status: u16, call: Call) -> (FailureCode, FailureClass) {
 
 /// What the operator reads: what happened, then what to do.
 fn explain(status: u16, method: &str, path: &str, code: FailureCode, vendor: &ApiError) -> String {
-    let said = vendor
-        .summary()
-        .map(|s| format!(": {s}"))
-        .unwrap_or_default();
+    let said = crate::connectors::error::vendor_said(vendor.summary());
     match (code, status) {
         (FailureCode::RateLimited, _) => format!(
             "Unimicro is rate-limiting the integration (HTTP 429){said}. salary-sync waits (at \

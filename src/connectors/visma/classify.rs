@@ -46,7 +46,7 @@ fn explain(status: u16, code: FailureCode, vendor: &ApiError, call: Call) -> Str
         .details_summary()
         .or_else(|| vendor.message.clone())
         .filter(|s| !s.is_empty());
-    let said = said.map(|s| format!(": {s}")).unwrap_or_default();
+    let said = crate::connectors::error::vendor_said(said);
     match code {
         FailureCode::RateLimited => format!(
             "Visma.net Payroll is rate-limiting the integration (HTTP 429){said}. salary-sync \
