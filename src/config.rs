@@ -408,6 +408,6 @@ mod example_tests {
     fn the_shipped_example_config_is_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/salary-sync.toml");
         let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(config.integrations.len(), 1);
+        assert_eq!(config.integrations.len(), 3);
     }
 }
