@@ -4,6 +4,7 @@
 //! Architecture Invariant: a simulator binds loopback only and keeps its state in memory; each
 //! one is started with a seed and stopped with its handle's `shutdown`, which joins its task.
 
+pub(crate) mod conn;
 pub mod tripletex;
 pub mod unimicro;
 pub mod visma;

@@ -39,7 +39,6 @@
 //! Architecture Invariant: the state lives in memory only and changes only through the API's
 //! writes, [`Control`]'s methods, or the control API; `model` holds the rules and does no I/O.
 
-mod conn;
 mod filter;
 mod model;
 mod server;
@@ -76,11 +75,13 @@ pub async fn start_on(seed: Seed, addr: SocketAddr) -> io::Result<Handle> {
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let shared = Arc::new(Shared::new(company, addr));
-    let app = server::router(shared.clone()).into_make_service_with_connect_info::<conn::Conn>();
+    let app = server::router(shared.clone())
+        .into_make_service_with_connect_info::<crate::simulators::conn::Conn>();
     let mut stop = shared.shutdown.subscribe();
-    let serve = axum::serve(conn::SimListener(listener), app).with_graceful_shutdown(async move {
-        let _ = stop.wait_for(|stopping| *stopping).await;
-    });
+    let serve = axum::serve(crate::simulators::conn::SimListener(listener), app)
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|stopping| *stopping).await;
+        });
     let task = tokio::spawn(async move { serve.await });
     tracing::debug!(%addr, "unimicro simulator listening");
     Ok(Handle {

@@ -20,10 +20,10 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use super::conn::Conn;
 use super::filter::Filter;
 use super::model::{ApiError, Company};
 use crate::connectors::unimicro::payrate::{EmploymentRates, COLLECTION};
+use crate::simulators::conn::Conn;
 use crate::simulators::tripletex::{Fault, FaultKind, Faults};
 
 /// State shared by the server task and every [`super::Control`].

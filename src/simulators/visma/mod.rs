@@ -82,10 +82,11 @@ pub async fn start_on(seed: Seed, addr: SocketAddr) -> io::Result<Handle> {
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let shared = Arc::new(Shared::new(tenant, addr));
-    let app = server::router(shared.clone()).into_make_service_with_connect_info::<server::Conn>();
+    let app = server::router(shared.clone())
+        .into_make_service_with_connect_info::<crate::simulators::conn::Conn>();
     let mut stop = shared.shutdown.subscribe();
-    let serve =
-        axum::serve(server::SimListener(listener), app).with_graceful_shutdown(async move {
+    let serve = axum::serve(crate::simulators::conn::SimListener(listener), app)
+        .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|stopping| *stopping).await;
         });
     let task = tokio::spawn(async move { serve.await });

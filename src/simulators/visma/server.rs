@@ -13,25 +13,19 @@
 //! head goes out at once and the body follows in small chunks.
 
 use std::collections::HashMap;
-use std::future::Future as _;
-use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
-use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::Response;
-use axum::serve::{IncomingStream, Listener};
 use serde_json::{json, Value};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+
+use crate::simulators::conn::Conn;
 
 use super::faults::{Fault, FaultKind, Faults, Phase};
 use super::model::Tenant;
@@ -83,189 +77,6 @@ impl Shared {
             () = tokio::time::sleep(duration) => true,
             _ = stop.wait_for(|stopping| *stopping) => false,
         }
-    }
-}
-
-/// What a handler knows about its connection.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Conn {
-    kill: Arc<AtomicBool>,
-    /// Milliseconds between body chunks; 0 writes at full speed.
-    chunk_delay_ms: Arc<AtomicU64>,
-}
-
-impl Conn {
-    /// Makes every further read and write on this connection fail, so hyper drops it.
-    fn kill(&self) {
-        self.kill.store(true, Ordering::SeqCst);
-    }
-
-    /// Writes the rest of this connection's output slowly (see [`ConnIo`]).
-    fn slow_down(&self, chunk_delay_ms: u64) {
-        self.chunk_delay_ms.store(chunk_delay_ms, Ordering::SeqCst);
-    }
-}
-
-/// Bytes per chunk of a slowed-down body.
-const SLOW_CHUNK_BYTES: usize = 16;
-
-impl Connected<IncomingStream<'_, SimListener>> for Conn {
-    fn connect_info(stream: IncomingStream<'_, SimListener>) -> Self {
-        stream.remote_addr().clone()
-    }
-}
-
-/// An accepted socket whose reads and writes fail once its [`Conn`] is killed, and whose output
-/// after the first response head is written in [`SLOW_CHUNK_BYTES`] chunks with a pause between
-/// them once the [`Conn`] is slowed down.
-pub(crate) struct ConnIo {
-    inner: TcpStream,
-    conn: Conn,
-    /// The end of the response head (`\r\n\r\n`) has been written since slowing down began.
-    head_written: bool,
-    pause: Option<Pin<Box<tokio::time::Sleep>>>,
-}
-
-impl ConnIo {
-    fn killed(&self) -> bool {
-        self.conn.kill.load(Ordering::SeqCst)
-    }
-
-    /// A write while slowed down: the head at full speed, then one small chunk per pause.
-    fn poll_write_slow(
-        &mut self,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-        delay_ms: u64,
-    ) -> Poll<io::Result<usize>> {
-        if !self.head_written {
-            let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4);
-            let part = &buf[..head_end.unwrap_or(buf.len())];
-            let written = std::task::ready!(Pin::new(&mut self.inner).poll_write(cx, part))?;
-            if head_end == Some(written) {
-                self.head_written = true;
-            }
-            return Poll::Ready(Ok(written));
-        }
-        if let Some(pause) = self.pause.as_mut() {
-            std::task::ready!(pause.as_mut().poll(cx));
-            self.pause = None;
-        }
-        let part = &buf[..buf.len().min(SLOW_CHUNK_BYTES)];
-        let written = std::task::ready!(Pin::new(&mut self.inner).poll_write(cx, part))?;
-        self.pause = Some(Box::pin(tokio::time::sleep(Duration::from_millis(
-            delay_ms,
-        ))));
-        Poll::Ready(Ok(written))
-    }
-}
-
-fn aborted() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::ConnectionAborted,
-        "simulator dropped the connection",
-    )
-}
-
-impl AsyncRead for ConnIo {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if self.killed() {
-            return Poll::Ready(Err(aborted()));
-        }
-        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for ConnIo {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        if self.killed() {
-            return Poll::Ready(Err(aborted()));
-        }
-        let this = self.get_mut();
-        match this.conn.chunk_delay_ms.load(Ordering::SeqCst) {
-            0 => Pin::new(&mut this.inner).poll_write(cx, buf),
-            delay_ms => this.poll_write_slow(cx, buf, delay_ms),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        if self.killed() {
-            return Poll::Ready(Err(aborted()));
-        }
-        let this = self.get_mut();
-        match this.conn.chunk_delay_ms.load(Ordering::SeqCst) {
-            0 => Pin::new(&mut this.inner).poll_write_vectored(cx, bufs),
-            // A partial write is allowed: write from the first non-empty slice only.
-            delay_ms => match bufs.iter().find(|b| !b.is_empty()) {
-                Some(first) => this.poll_write_slow(cx, first, delay_ms),
-                None => Poll::Ready(Ok(0)),
-            },
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.killed() {
-            return Poll::Ready(Err(aborted()));
-        }
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-}
-
-/// A TCP listener that sets TCP_NODELAY and wraps each socket in [`ConnIo`].
-pub(crate) struct SimListener(pub TcpListener);
-
-impl Listener for SimListener {
-    type Io = ConnIo;
-    type Addr = Conn;
-
-    async fn accept(&mut self) -> (ConnIo, Conn) {
-        loop {
-            match self.0.accept().await {
-                Ok((inner, _peer)) => {
-                    if let Err(error) = inner.set_nodelay(true) {
-                        tracing::debug!(%error, "visma simulator: TCP_NODELAY not set");
-                    }
-                    let conn = Conn::default();
-                    let io = ConnIo {
-                        inner,
-                        conn: conn.clone(),
-                        head_written: false,
-                        pause: None,
-                    };
-                    return (io, conn);
-                }
-                Err(error) => {
-                    // Out of file descriptors and similar: wait a little rather than spin.
-                    tracing::warn!(%error, "visma simulator: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Conn> {
-        self.0.local_addr()?;
-        Ok(Conn::default())
     }
 }
 

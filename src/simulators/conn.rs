@@ -1,10 +1,6 @@
-//! The connection wrapper of the Unimicro simulator: a socket whose reads and writes can be
-//! made to fail from inside a handler (so a connection is dropped without one byte of an
-//! answer, or after a write was applied), and whose answer can be slowed to small chunks.
-//!
-//! Invariant: a killed connection never sends anything more. This is the Tripletex
-//! simulator's mechanism, repeated here because that module keeps it private; the two copies
-//! are a candidate for one shared `simulators::conn` module.
+//! The simulators' connections: a TCP listener that sets TCP_NODELAY and wraps each socket
+//! so a handler can kill its connection (no byte of an answer is written: the client sees a
+//! dropped connection) or slow its body down. Shared by every simulator.
 
 use std::future::Future as _;
 use std::io;
@@ -176,7 +172,7 @@ impl Listener for SimListener {
             match self.0.accept().await {
                 Ok((inner, _peer)) => {
                     if let Err(error) = inner.set_nodelay(true) {
-                        tracing::debug!(%error, "unimicro simulator: TCP_NODELAY not set");
+                        tracing::debug!(%error, "simulator: TCP_NODELAY not set");
                     }
                     let conn = Conn::default();
                     let io = ConnIo {
@@ -189,7 +185,7 @@ impl Listener for SimListener {
                 }
                 Err(error) => {
                     // Out of file descriptors and similar: wait a little rather than spin.
-                    tracing::warn!(%error, "unimicro simulator: accept failed");
+                    tracing::warn!(%error, "simulator: accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
