@@ -31,6 +31,15 @@ pub struct Cli {
         default_value = "salary-sync.toml"
     )]
     pub config: PathBuf,
+    /// Log lines as text or as JSON objects (to stderr); the level comes from SALARY_SYNC_LOG.
+    #[arg(
+        long,
+        global = true,
+        env = "SALARY_SYNC_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -122,6 +131,12 @@ pub enum IntegrationsAction {
     },
     /// Disable salary sync: new changes are refused; running workflows finish.
     Disable { id: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -126,12 +126,18 @@ pub struct DaemonProcess {
 
 impl DaemonProcess {
     pub fn spawn(setup: &Setup, log_name: &str) -> Self {
+        Self::spawn_with(setup, log_name, &[])
+    }
+
+    /// `spawn` with extra global arguments (e.g. `--log-format json`).
+    pub fn spawn_with(setup: &Setup, log_name: &str, args: &[&str]) -> Self {
         let seed = Seed::demo();
         let log = setup.dir.path().join(log_name);
         let file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("log file: {e}"));
         let child = Command::new(bin())
             .arg("--config")
             .arg(&setup.config)
+            .args(args)
             .arg("run")
             .env(CONSUMER_ENV, &seed.consumer_token)
             .env(EMPLOYEE_ENV, &seed.employee_token)

@@ -75,7 +75,7 @@ async fn every_webhook_answer_and_signature_edge_case() {
     let setup = setup_with(&control.base_url(), 50, &webhook);
     // The daemon child inherits the secret through its environment.
     std::env::set_var(SECRET_ENV, SECRET);
-    let daemon = DaemonProcess::spawn(&setup, "daemon.log");
+    let daemon = DaemonProcess::spawn_with(&setup, "daemon.log", &["--log-format", "json"]);
     let admin = Admin::wait(&setup.store, daemon.child.id()).await;
     let addr = Discovery::read(&setup.store)
         .and_then(|d| d.webhook)
