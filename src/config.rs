@@ -59,6 +59,10 @@ fn default_body_len_max() -> usize {
 pub enum IntegrationConfig {
     Tripletex {
         id: String,
+        /// Instances of this integration worked on at once (default: `workers`), so one
+        /// customer's backlog cannot take every worker.
+        #[serde(default)]
+        concurrency: Option<usize>,
         /// e.g. `https://tripletex.no/v2`
         base_url: String,
         consumer_token: SecretSource,
@@ -69,6 +73,10 @@ pub enum IntegrationConfig {
     },
     Unimicro {
         id: String,
+        /// Instances of this integration worked on at once (default: `workers`), so one
+        /// customer's backlog cannot take every worker.
+        #[serde(default)]
+        concurrency: Option<usize>,
         /// The API root, e.g. `https://test-api.unieconomy.no` (routes under `/api/biz/`).
         base_url: String,
         /// The OAuth2 token endpoint, e.g. `https://test-login.unieconomy.no/connect/token`.
@@ -84,6 +92,10 @@ pub enum IntegrationConfig {
     /// Visma.net Payroll (Employee API v2); see docs/payroll-systems/visma.md.
     VismaPayroll {
         id: String,
+        /// Instances of this integration worked on at once (default: `workers`), so one
+        /// customer's backlog cannot take every worker.
+        #[serde(default)]
+        concurrency: Option<usize>,
         /// e.g. `https://api.employeecore.hrm.visma.net/v2`
         base_url: String,
         /// Visma Connect's OAuth2 token endpoint.
@@ -126,6 +138,14 @@ impl IntegrationConfig {
         match self {
             Self::Tripletex { id, .. } | Self::VismaPayroll { id, .. } => id,
             Self::Unimicro { id, .. } => id,
+        }
+    }
+
+    pub fn concurrency(&self) -> Option<usize> {
+        match self {
+            Self::Tripletex { concurrency, .. }
+            | Self::VismaPayroll { concurrency, .. }
+            | Self::Unimicro { concurrency, .. } => *concurrency,
         }
     }
 }
@@ -205,6 +225,15 @@ impl Config {
         for (i, integration) in self.integrations.iter().enumerate() {
             crate::domain::IntegrationId::parse(integration.id())
                 .map_err(|e| format!("integration[{i}].id: {e}"))?;
+            if integration
+                .concurrency()
+                .is_some_and(|n| n == 0 || n > self.workers)
+            {
+                return Err(format!(
+                    "integration[{i}].concurrency must be between 1 and workers ({})",
+                    self.workers
+                ));
+            }
             if !seen.insert(integration.id()) {
                 return Err(format!(
                     "integration[{i}].id: `{}` appears twice",
@@ -268,6 +297,16 @@ impl Config {
     pub fn engine_settings(&self) -> EngineSettings {
         EngineSettings {
             workers: self.workers,
+            per_integration: self
+                .integrations
+                .iter()
+                .filter_map(|i| {
+                    Some((
+                        crate::domain::IntegrationId::parse(i.id()).ok()?,
+                        i.concurrency()?,
+                    ))
+                })
+                .collect(),
             retry: self.retry.clone(),
             shutdown_grace: Duration::from_millis(self.shutdown_grace_ms),
         }

@@ -203,6 +203,7 @@ pub async fn run() -> Result<()> {
         admin_listen: "127.0.0.1:0".parse()?,
         engine: EngineSettings {
             workers: 16,
+            per_integration: Default::default(),
             retry: RetrySettings {
                 initial_delay_ms: 300,
                 delay_ms_max: 2_000,

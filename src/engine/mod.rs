@@ -33,6 +33,8 @@ const IDLE_POLL_MS_MAX: u64 = 1_000;
 pub struct EngineSettings {
     /// Instances worked on at once, across all integrations.
     pub workers: usize,
+    /// Instances of one integration worked on at once (default `workers`).
+    pub per_integration: HashMap<IntegrationId, usize>,
     pub retry: RetrySettings,
     /// How long a stop waits for in-flight steps before abandoning them (they resume from
     /// their last commit at the next start).
@@ -43,6 +45,7 @@ impl Default for EngineSettings {
     fn default() -> Self {
         Self {
             workers: 16,
+            per_integration: HashMap::new(),
             retry: RetrySettings::default(),
             shutdown_grace: Duration::from_secs(10),
         }
@@ -149,6 +152,7 @@ impl Engine {
         let mut stop = shared.stop.clone();
         let permits = Arc::new(Semaphore::new(self.settings.workers.max(1)));
         let in_flight: Arc<Mutex<HashSet<WorkflowId>>> = Arc::default();
+        let mut integration_permits: HashMap<IntegrationId, Arc<Semaphore>> = HashMap::new();
         let mut workers = JoinSet::new();
         let mut fatal = None;
         info!(
@@ -190,6 +194,22 @@ impl Engine {
                 if head.is_some() && head != Some(id) {
                     continue; // waits behind an older change to the same salary
                 }
+                // One integration at its limit must not stop the others: skip, scan on.
+                let integration = &wf.change.integration_id;
+                let limit = self
+                    .settings
+                    .per_integration
+                    .get(integration)
+                    .copied()
+                    .unwrap_or(self.settings.workers);
+                let own = Arc::clone(
+                    integration_permits
+                        .entry(integration.clone())
+                        .or_insert_with(|| Arc::new(Semaphore::new(limit.max(1)))),
+                );
+                let Ok(own_permit) = own.try_acquire_owned() else {
+                    continue;
+                };
                 let Ok(permit) = permits.clone().try_acquire_owned() else {
                     break;
                 };
@@ -215,6 +235,7 @@ impl Engine {
                         set.remove(&id);
                     }
                     drop(permit);
+                    drop(own_permit);
                     wake.notify_one();
                     result.map(|_| ())
                 });

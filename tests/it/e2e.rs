@@ -5,7 +5,7 @@ use crate::support::*;
 use rust_decimal::Decimal;
 use salary_sync::domain::{FailureCode, State};
 use salary_sync::simulators::tripletex::{Fault, FaultKind, Seed};
-use serde_json::json;
+use serde_json::{json, Value};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -324,4 +324,103 @@ async fn an_older_change_arriving_late_never_overwrites_a_newer_one() {
     );
     assert_eq!(daemon.terminate(), Some(0));
     sim.shutdown().await;
+}
+
+/// One customer's backlog must not starve another: with `concurrency = 1` on a slow
+/// integration, a second integration's changes still go through while the first queues.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_integration_at_its_concurrency_limit_does_not_starve_another() {
+    let slow = start_sim(Seed::demo()).await;
+    let fast = start_sim(Seed::demo()).await;
+    slow.control().set_latency(Duration::from_millis(150));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let store = dir.path().join("store");
+    let config = dir.path().join("salary-sync.toml");
+    let integration = |id: &str, url: &str, extra: &str| {
+        format!(
+            "[[integration]]\nid = \"{id}\"\nsystem = \"tripletex\"\nbase_url = \"{url}\"\n\
+             consumer_token = {{ env = \"{CONSUMER_ENV}\" }}\nemployee_token = {{ env = \"{EMPLOYEE_ENV}\" }}\n{extra}\n"
+        )
+    };
+    let text = format!(
+        "store = \"{}\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 8\n\n{}{}",
+        store.display(),
+        integration("slow-co", &slow.control().base_url(), "concurrency = 1"),
+        integration(INTEGRATION, &fast.control().base_url(), "")
+    );
+    std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
+    enable(&config, "slow-co");
+    enable(&config, INTEGRATION);
+    let setup = Setup { dir, config, store };
+    let daemon = DaemonProcess::spawn(&setup, "daemon.log");
+    let admin = Admin::wait(&setup.store, daemon.child.id()).await;
+    let mut slow_events = Vec::new();
+    for i in 0..6 {
+        let mut e = event(
+            &format!("s{i}"),
+            "created",
+            "2026-11-20T09:00:00Z",
+            &format!("sal-s{i}"),
+            json!({"id": "k", "payroll_employee_id": "101"}),
+            "1000",
+            "SEK",
+            "monthly",
+            "2026-01-01",
+        );
+        e["integration_id"] = json!("slow-co");
+        slow_events.push(e);
+    }
+    admin
+        .submit(&Value::Array(slow_events))
+        .await
+        .unwrap_or_else(|| panic!("submit"));
+    let fast_events: Vec<Value> = (0..3)
+        .map(|i| {
+            event(
+                &format!("f{i}"),
+                "created",
+                "2026-11-20T09:00:00Z",
+                &format!("sal-f{i}"),
+                json!({"id": "k", "payroll_employee_id": "101"}),
+                "1000",
+                "SEK",
+                "monthly",
+                "2026-01-01",
+            )
+        })
+        .collect();
+    admin
+        .submit(&Value::Array(fast_events))
+        .await
+        .unwrap_or_else(|| panic!("submit"));
+    // Wait for the fast integration only.
+    let started = std::time::Instant::now();
+    let snapshot = loop {
+        let items = admin.instances().await.unwrap_or_default();
+        let fast_done = items
+            .iter()
+            .filter(|w| w.change.integration_id.as_str() == INTEGRATION && w.is_terminal())
+            .count();
+        if fast_done == 3 {
+            break items;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the fast integration never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let slow_open = snapshot
+        .iter()
+        .filter(|w| w.change.integration_id.as_str() == "slow-co" && !w.is_terminal())
+        .count();
+    // Serially, each slow change takes at least three 150 ms calls; six cannot all be done.
+    assert!(
+        slow_open >= 3,
+        "the slow integration ran more than one at a time: {slow_open} still open"
+    );
+    admin.wait_all_terminal(9, Duration::from_secs(60)).await;
+    assert_eq!(daemon.terminate(), Some(0));
+    slow.shutdown().await;
+    fast.shutdown().await;
 }
