@@ -95,6 +95,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/v1/instances", get(list))
         .route("/admin/v1/instances/{id}", get(show))
         .route("/admin/v1/instances/{id}/{action}", post(operate))
+        .route("/admin/v1/bulk/{action}", post(operate_many))
         .route("/admin/v1/errors", get(errors))
         .route("/admin/v1/prune", post(prune))
         .route("/admin/v1/integrations", get(integrations))
@@ -459,5 +460,57 @@ async fn prune(AxState(state): AxState<AdminState>, body: Bytes) -> Response {
     match service::prune(state.engine.store(), age, state.clock.as_ref()).await {
         Ok(p) => Json(p).into_response(),
         Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+pub struct BulkBody {
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub filter: crate::api::service::BulkFilter,
+}
+
+async fn operate_many(
+    AxState(state): AxState<AdminState>,
+    Path(action): Path<String>,
+    body: Bytes,
+) -> Response {
+    let body: BulkBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, format!("body: {e}")),
+    };
+    if body.filter.is_empty() {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "a bulk action needs at least one filter",
+        );
+    }
+    let reason = body.reason.unwrap_or_else(|| "by operator".into());
+    let action = match action.as_str() {
+        "retry" => OperatorAction::Retry { reason },
+        "resolve" => OperatorAction::Resolve { reason },
+        "cancel" => OperatorAction::Cancel { reason },
+        other => {
+            return problem(
+                StatusCode::NOT_FOUND,
+                format!("no action `{other}` (retry, resolve, cancel)"),
+            )
+        }
+    };
+    let store = state.engine.store();
+    match service::operate_many(
+        store,
+        action,
+        &body.filter,
+        state.clock.as_ref(),
+        state.engine.retry_policy(),
+    )
+    .await
+    {
+        Ok(results) => {
+            state.engine.notify();
+            Json(results).into_response()
+        }
+        Err(m) => problem(StatusCode::BAD_REQUEST, m),
     }
 }

@@ -254,3 +254,95 @@ pub fn parse_age(s: &str) -> Result<std::time::Duration, String> {
     .ok_or_else(|| format!("`{s}` is not an age such as 90d, 12h, 30m"))?;
     Ok(std::time::Duration::from_secs(seconds))
 }
+
+/// Which instances a bulk operator action touches (also the CLI's flags for it).
+#[derive(Debug, Clone, Default, clap::Args, serde::Serialize, serde::Deserialize)]
+pub struct BulkFilter {
+    /// Only this integration's instances.
+    #[arg(long)]
+    pub integration: Option<String>,
+    /// Only instances whose last failure has this code (e.g. overlap, auth-rejected).
+    #[arg(long)]
+    pub code: Option<String>,
+    /// Only this HR salary's instances.
+    #[arg(long)]
+    pub salary: Option<String>,
+}
+
+impl BulkFilter {
+    pub fn is_empty(&self) -> bool {
+        self.integration.is_none() && self.code.is_none() && self.salary.is_none()
+    }
+}
+
+/// One instance's result in a bulk operator action.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BulkResult {
+    pub id: WorkflowId,
+    pub state: Option<crate::domain::State>,
+    pub error: Option<String>,
+}
+
+/// Applies `action` (with its reason, kept in each history) to every instance the filter
+/// selects, restricted to the states the action applies to.
+pub async fn operate_many(
+    store: &Store,
+    action: OperatorAction,
+    filter: &BulkFilter,
+    clock: &dyn Clock,
+    policy: &dyn RetryPolicy,
+) -> Result<Vec<BulkResult>, String> {
+    use crate::domain::State;
+    let code = filter
+        .code
+        .as_deref()
+        .map(|c| {
+            crate::domain::FailureCode::ALL
+                .into_iter()
+                .find(|k| k.as_str() == c)
+                .ok_or_else(|| format!("--code: `{c}` is not a failure code (see docs/runbook.md)"))
+        })
+        .transpose()?;
+    let base = Filter {
+        state: None,
+        integration: filter
+            .integration
+            .as_deref()
+            .map(IntegrationId::parse)
+            .transpose()?,
+        salary: filter
+            .salary
+            .as_deref()
+            .map(crate::domain::SalaryId::parse)
+            .transpose()?,
+        since: None,
+    };
+    let wanted = |wf: &Workflow| {
+        let state_ok = match &action {
+            OperatorAction::Retry { .. } => wf.state == State::Failed,
+            OperatorAction::Resolve { .. } => {
+                wf.state == State::ManualDeleteRequired && wf.resolution.is_none()
+            }
+            OperatorAction::Cancel { .. } => !wf.state.is_terminal(),
+        };
+        state_ok && code.is_none_or(|c| wf.last_failure.as_ref().is_some_and(|f| f.code == c))
+    };
+    let (all, _) = list(store, &base).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for wf in all.into_iter().filter(|wf| wanted(wf)) {
+        let result = operate(store, wf.id, action.clone(), clock, policy).await;
+        out.push(match result {
+            Ok(after) => BulkResult {
+                id: wf.id,
+                state: Some(after.state),
+                error: None,
+            },
+            Err(e) => BulkResult {
+                id: wf.id,
+                state: None,
+                error: Some(e.to_string()),
+            },
+        });
+    }
+    Ok(out)
+}

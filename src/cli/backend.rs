@@ -1,8 +1,8 @@
 //! How a CLI command reaches the store: through the running daemon's admin API when there is
 //! one, else by opening the store directly. The user never has to know which.
 
-use crate::api::admin::{ActionBody, Discovery, ListQuery, PruneBody, SwitchBody};
-use crate::api::service::{self, IntegrationView, Pruned, Shown, SubmitItem};
+use crate::api::admin::{ActionBody, BulkBody, Discovery, ListQuery, PruneBody, SwitchBody};
+use crate::api::service::{self, BulkResult, IntegrationView, Pruned, Shown, SubmitItem};
 use crate::clock::SystemClock;
 use crate::domain::{IntegrationId, OperatorAction, Workflow, WorkflowId};
 use crate::engine::RetrySettings;
@@ -265,6 +265,41 @@ impl Backend {
                     .bearer_auth(token)
                     .json(&PruneBody {
                         older_than: older_than.to_owned(),
+                    })
+                    .send()
+                    .await?;
+                decode(r).await
+            }
+        }
+    }
+
+    pub async fn operate_many(
+        &self,
+        action: OperatorAction,
+        filter: crate::api::service::BulkFilter,
+    ) -> Result<Vec<BulkResult>> {
+        match self {
+            Self::Direct { store, retry, .. } => {
+                service::operate_many(store, action, &filter, &SystemClock, retry)
+                    .await
+                    .map_err(|e| anyhow!(e))
+            }
+            Self::Remote {
+                client,
+                base,
+                token,
+            } => {
+                let (verb, reason) = match action {
+                    OperatorAction::Retry { reason } => ("retry", reason),
+                    OperatorAction::Resolve { reason } => ("resolve", reason),
+                    OperatorAction::Cancel { reason } => ("cancel", reason),
+                };
+                let r = client
+                    .post(format!("{base}/admin/v1/bulk/{verb}"))
+                    .bearer_auth(token)
+                    .json(&BulkBody {
+                        reason: Some(reason),
+                        filter,
                     })
                     .send()
                     .await?;

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod render;
 pub mod run;
 
+use crate::api::service::BulkFilter;
 use crate::config::Config;
 use crate::domain::{diagram, IntegrationId, OperatorAction, WorkflowId};
 use anyhow::{Context, Result};
@@ -70,23 +71,32 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
-    /// Re-run a failed instance from pending with a fresh retry budget.
+    /// Re-run a failed instance from pending with a fresh retry budget. Without ID: every
+    /// failed instance the filters select (at least one filter).
     Retry {
-        id: WorkflowId,
+        id: Option<WorkflowId>,
         #[arg(long, default_value = "retried by operator")]
         reason: String,
+        #[command(flatten)]
+        bulk: BulkFilter,
     },
-    /// Confirm that a Tripletex record was deleted by hand.
+    /// Confirm that a Tripletex record was deleted by hand. Without ID: every unresolved
+    /// manual-delete-required instance the filters select.
     Resolve {
-        id: WorkflowId,
+        id: Option<WorkflowId>,
         #[arg(long, default_value = "deleted by hand in payroll")]
         reason: String,
+        #[command(flatten)]
+        bulk: BulkFilter,
     },
-    /// Stop a non-terminal instance: it fails with reason "cancelled by operator".
+    /// Stop a non-terminal instance: it fails with reason "cancelled by operator". Without ID:
+    /// every non-terminal instance the filters select.
     Cancel {
-        id: WorkflowId,
+        id: Option<WorkflowId>,
         #[arg(long, default_value = "cancelled by operator")]
         reason: String,
+        #[command(flatten)]
+        bulk: BulkFilter,
     },
     /// Print the integration error log.
     Errors {
@@ -237,14 +247,14 @@ async fn store_command(backend: &Backend, command: Command) -> Result<()> {
             print!("{}", render::shown(&backend.show(id).await?, format));
             Ok(())
         }
-        Command::Retry { id, reason } => {
-            operate(backend, id, OperatorAction::Retry { reason }).await
+        Command::Retry { id, reason, bulk } => {
+            operate(backend, id, OperatorAction::Retry { reason }, bulk).await
         }
-        Command::Resolve { id, reason } => {
-            operate(backend, id, OperatorAction::Resolve { reason }).await
+        Command::Resolve { id, reason, bulk } => {
+            operate(backend, id, OperatorAction::Resolve { reason }, bulk).await
         }
-        Command::Cancel { id, reason } => {
-            operate(backend, id, OperatorAction::Cancel { reason }).await
+        Command::Cancel { id, reason, bulk } => {
+            operate(backend, id, OperatorAction::Cancel { reason }, bulk).await
         }
         Command::Errors {
             integration,
@@ -302,8 +312,40 @@ async fn store_command(backend: &Backend, command: Command) -> Result<()> {
     }
 }
 
-async fn operate(backend: &Backend, id: WorkflowId, action: OperatorAction) -> Result<()> {
-    let wf = backend.operate(id, action).await?;
-    println!("{} is now {}", wf.id, wf.state);
-    Ok(())
+async fn operate(
+    backend: &Backend,
+    id: Option<WorkflowId>,
+    action: OperatorAction,
+    bulk: BulkFilter,
+) -> Result<()> {
+    match (id, bulk.is_empty()) {
+        (Some(id), true) => {
+            let wf = backend.operate(id, action).await?;
+            println!("{} is now {}", wf.id, wf.state);
+            Ok(())
+        }
+        (Some(_), false) => anyhow::bail!("give an ID or filters, not both"),
+        (None, true) => anyhow::bail!(
+            "give an ID, or at least one of --integration, --code, --salary for a bulk action"
+        ),
+        (None, false) => {
+            let results = backend.operate_many(action, bulk).await?;
+            let refused = results.iter().filter(|r| r.error.is_some()).count();
+            for r in &results {
+                match (&r.state, &r.error) {
+                    (Some(state), None) => println!("{} is now {state}", r.id),
+                    (_, Some(e)) => println!("{} refused: {e}", r.id),
+                    (None, None) => {}
+                }
+            }
+            println!(
+                "{} instance(s) changed, {refused} refused",
+                results.len() - refused
+            );
+            if refused > 0 {
+                anyhow::bail!("{refused} instance(s) could not be changed");
+            }
+            Ok(())
+        }
+    }
 }

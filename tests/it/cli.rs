@@ -141,3 +141,93 @@ async fn dump_show_and_operator_commands_work_with_the_daemon_running_and_stoppe
     assert!(err.contains("does not exist"), "{err}");
     sim.shutdown().await;
 }
+
+/// Bulk operator actions: retry every failed instance of one failure code, with the reason
+/// kept in each history; a bulk action without a filter is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_retry_by_failure_code_keeps_the_reason_in_each_history() {
+    let sim = start_sim(Seed::demo()).await;
+    let setup = setup(&sim.control().base_url(), 50);
+    let daemon = DaemonProcess::spawn(&setup, "daemon.log");
+    let admin = Admin::wait(&setup.store, daemon.child.id()).await;
+    let lise = || json!({"id": "l", "employee_number": "20"});
+    let events = json!([
+        event(
+            "b1",
+            "created",
+            "2026-11-20T09:00:00Z",
+            "sal-l1",
+            lise(),
+            "1",
+            "NOK",
+            "monthly",
+            "2026-01-01"
+        ),
+        event(
+            "b2",
+            "created",
+            "2026-11-20T09:00:00Z",
+            "sal-l2",
+            lise(),
+            "1",
+            "NOK",
+            "monthly",
+            "2026-01-01"
+        ),
+        event(
+            "b3",
+            "created",
+            "2026-11-20T09:00:00Z",
+            "sal-sek",
+            json!({"id": "k", "payroll_employee_id": "101"}),
+            "1",
+            "SEK",
+            "monthly",
+            "2026-01-01"
+        ),
+    ]);
+    admin
+        .submit(&events)
+        .await
+        .unwrap_or_else(|| panic!("submit"));
+    admin.wait_all_terminal(3, Duration::from_secs(30)).await;
+
+    let (code, _, err) = cli(&setup, &["retry"]);
+    assert_eq!(code, 1, "a bulk action needs a filter");
+    assert!(err.contains("at least one of --integration"), "{err}");
+    let (code, out, err) = cli(
+        &setup,
+        &[
+            "retry",
+            "--code",
+            "no-employment",
+            "--reason",
+            "position sync fixed",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("2 instance(s) changed"), "{out}");
+    let done = admin.wait_all_terminal(3, Duration::from_secs(30)).await;
+    let retried = done
+        .iter()
+        .find(|w| w.change.salary.id.as_str() == "sal-l1")
+        .map(|w| w.id.to_string())
+        .unwrap_or_default();
+    let shown = admin.show(&retried).await.unwrap_or_else(|| panic!("show"));
+    assert!(
+        shown
+            .history
+            .iter()
+            .any(|h| h.event == "operator-retry" && h.detail.contains("position sync fixed")),
+        "{:?}",
+        shown.history
+    );
+    let sek = done
+        .iter()
+        .find(|w| w.change.salary.id.as_str() == "sal-sek")
+        .map(|w| w.history_len)
+        .unwrap_or(0);
+    assert_eq!(sek, 3, "the currency failure was not touched (accepted, matched, failed)");
+    assert_eq!(daemon.terminate(), Some(0));
+    sim.shutdown().await;
+}
