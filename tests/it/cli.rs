@@ -227,7 +227,10 @@ async fn bulk_retry_by_failure_code_keeps_the_reason_in_each_history() {
         .find(|w| w.change.salary.id.as_str() == "sal-sek")
         .map(|w| w.history_len)
         .unwrap_or(0);
-    assert_eq!(sek, 3, "the currency failure was not touched (accepted, matched, failed)");
+    assert_eq!(
+        sek, 3,
+        "the currency failure was not touched (accepted, matched, failed)"
+    );
     assert_eq!(daemon.terminate(), Some(0));
     sim.shutdown().await;
 }
