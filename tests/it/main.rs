@@ -3,5 +3,6 @@
 mod cli;
 mod crash;
 mod e2e;
+mod faults;
 mod support;
 mod webhook;
