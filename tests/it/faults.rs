@@ -492,7 +492,8 @@ async fn a_connection_dropped_before_the_write_is_retried_and_writes_one_row() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_applied_then_dropped_is_adopted_not_written_twice() {
     let rig = Rig::start(FAST).await;
-    // The create (POST) and then the update (PUT) both land, and both answers are lost.
+    // The create (POST), the update (PUT) and the delete (a PUT clearing the values) all land,
+    // and every answer is lost.
     rig.control.arm(
         Fault::new(FaultKind::ApplyThenDrop, 1)
             .method("POST")
@@ -509,9 +510,22 @@ async fn a_write_applied_then_dropped_is_adopted_not_written_twice() {
         .submit(kari("e2", "updated", "2026-11-21T09:00:00Z", "53500.00"))
         .await;
     let second = rig.wait_terminal(&updated).await;
+    rig.control.arm(
+        Fault::new(FaultKind::ApplyThenDrop, 1)
+            .method("PUT")
+            .path_prefix(DETAILS),
+    );
+    let deleted = rig
+        .submit(kari("e3", "deleted", "2026-11-22T09:00:00Z", "53500.00"))
+        .await;
+    let third = rig.wait_terminal(&deleted).await;
 
-    for shown in [&first, &second] {
-        assert_eq!(shown.workflow.state, State::Sent);
+    for (shown, state) in [
+        (&first, State::Sent),
+        (&second, State::Sent),
+        (&third, State::ManualDeleteRequired),
+    ] {
+        assert_eq!(shown.workflow.state, state);
         assert_eq!(
             events(shown),
             [
@@ -528,7 +542,7 @@ async fn a_write_applied_then_dropped_is_adopted_not_written_twice() {
         let f = lost.failure.as_ref().unwrap_or_else(|| panic!("{lost:?}"));
         assert_eq!((f.code, f.http_status), (FailureCode::Unavailable, None));
         let adopted = shown.history.last().unwrap_or_else(|| panic!("no history"));
-        assert_eq!(adopted.to, State::Sent);
+        assert_eq!(adopted.to, state);
         assert!(
             adopted.detail.contains("not written twice"),
             "{}",
@@ -537,18 +551,20 @@ async fn a_write_applied_then_dropped_is_adopted_not_written_twice() {
         assert!(shown.workflow.intent.is_none(), "the intent is settled");
         assert_history_sound(shown);
     }
-    // One row, written once per change, holding the update's values; both instances own it.
+    // One row, written once per change, its values cleared by the delete; all three
+    // instances name it.
     let rows = rig.control.details(KARI_EMPLOYMENT);
     assert_eq!(rows.len(), 1, "{rows:?}");
-    assert_eq!(rows[0].annual_salary, Decimal::from(53_500 * 12));
+    assert_eq!(rows[0].annual_salary, Decimal::ZERO);
     assert_eq!(
         rig.control.write_count(),
-        2,
-        "one POST and one PUT, never again"
+        3,
+        "one POST and two PUTs, never again"
     );
     let record = |s: &Shown| s.workflow.record.as_ref().map(|r| r.id.clone());
     assert_eq!(record(&first), Some(rows[0].id.to_string()));
     assert_eq!(record(&second), record(&first));
+    assert_eq!(record(&third), record(&first));
     rig.finish().await;
 }
 
