@@ -15,8 +15,9 @@ use chrono::Utc;
 use rust_decimal::Decimal;
 use salary_sync::api::service::Shown;
 use salary_sync::domain::{FailureClass, FailureCode, HistoryEntry, State, Workflow};
+use salary_sync::domain::{IntegrationId, SalaryId};
 use salary_sync::simulators::tripletex::{self as sim, Control, Fault, FaultKind, Seed};
-use salary_sync::storage::ErrorLogEntry;
+use salary_sync::storage::{ErrorLogEntry, Filter, Store};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -939,6 +940,101 @@ async fn an_operator_cancels_a_retrying_instance() {
     assert_history_sound(&shown);
     assert_one_row(&rig.control, kari_annual());
     rig.finish().await;
+}
+
+/// Regression: quarantining an unreadable instance left its `due` and salary-queue entries
+/// behind, so the scheduler woke every millisecond for a wake time that no longer existed,
+/// and every later change to the same salary waited forever behind the quarantined one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quarantined_instance_does_not_block_its_salary_or_spin_the_scheduler() {
+    let sim = start_sim(Seed::demo()).await;
+    let control = sim.control();
+    let setup = setup_with_retry(&control.base_url(), FAST);
+    // Two changes stored with the daemon stopped; then Kari's is spoiled on disk.
+    let ola = event(
+        "o1",
+        "created",
+        "2026-11-20T09:00:00Z",
+        "sal-ola",
+        json!({"id": "o", "employee_number": "18"}),
+        "650000",
+        "NOK",
+        "yearly",
+        "2026-03-01",
+    );
+    let file = setup.dir.path().join("events.json");
+    let body = serde_json::to_vec(&json!([kari_created(), ola])).unwrap_or_default();
+    std::fs::write(&file, body).unwrap_or_else(|e| panic!("{e}"));
+    let (code, out, err) = cli(&setup, &["submit", &file.display().to_string()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let spoiled = {
+        let store = Store::open(&setup.store).unwrap_or_else(|e| panic!("{e}"));
+        let kari = store
+            .list(&Filter::default())
+            .filter_map(Result::ok)
+            .find(|w| w.change.salary.id.as_str() == "sal-kari")
+            .map(|w| w.id)
+            .unwrap_or_else(|| panic!("no stored change for sal-kari"));
+        store
+            .corrupt_for_test(kari, &[1, 0xff, 0xfe])
+            .unwrap_or_else(|e| panic!("{e}"));
+        kari
+    };
+
+    let daemon = DaemonProcess::spawn(&setup, "daemon.log");
+    let admin = Admin::wait(&setup.store, daemon.child.id()).await;
+    let done = admin.wait_all_terminal(1, WAIT).await;
+    assert_eq!(state_of(&done, "sal-ola", "created"), State::Sent);
+    assert!(
+        done.iter().all(|w| w.id != spoiled),
+        "the spoiled instance is set aside"
+    );
+    // A newer change to the spoiled instance's salary still runs.
+    let items = admin
+        .submit(&json!([kari(
+            "e2",
+            "updated",
+            "2026-11-21T09:00:00Z",
+            "53500.00"
+        )]))
+        .await
+        .unwrap_or_else(|| panic!("submit"));
+    assert_eq!(items[0].outcome, "accepted", "{items:?}");
+    let done = admin.wait_all_terminal(2, WAIT).await;
+    assert_eq!(state_of(&done, "sal-kari", "updated"), State::Sent);
+    let log_path = daemon.log.clone();
+    assert_eq!(daemon.terminate(), Some(0));
+    let log = std::fs::read_to_string(log_path).unwrap_or_default();
+    assert!(log.contains("unreadable instance quarantined"), "{log}");
+
+    // On disk: the record is in quarantine, and nothing is left scheduled or queued for it.
+    let store = Store::open(&setup.store).unwrap_or_else(|e| panic!("{e}"));
+    let quarantined = store.quarantined().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(quarantined.len(), 1, "{quarantined:?}");
+    assert_eq!(quarantined[0].key, spoiled.to_string());
+    assert_eq!(
+        store.next_wake().unwrap_or_else(|e| panic!("{e}")),
+        None,
+        "a wake time is left for an instance that is gone"
+    );
+    for salary in ["sal-kari", "sal-ola"] {
+        let salary = SalaryId::parse(salary).unwrap_or_else(|e| panic!("{e}"));
+        let integration = IntegrationId::parse(INTEGRATION).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            store
+                .salary_head(&integration, &salary)
+                .unwrap_or_else(|e| panic!("{e}")),
+            None,
+            "{salary} still has a queued change"
+        );
+    }
+    drop(store);
+    // And the daemon starts again on this store (no crash loop).
+    let daemon = DaemonProcess::spawn(&setup, "again.log");
+    let admin = Admin::wait(&setup.store, daemon.child.id()).await;
+    assert_eq!(admin.instances().await.map(|i| i.len()), Some(2));
+    assert_eq!(daemon.terminate(), Some(0));
+    sim.shutdown().await;
 }
 
 // ---- A recording proxy in front of the simulator ----
