@@ -83,6 +83,10 @@ struct Request {
     /// Workflow ids allocated for an ingest, before the transaction (sled ids are not
     /// transactional).
     ids: Vec<WorkflowId>,
+    /// For a quarantine: the `due` and `salary_queue` keys naming the instance, found before
+    /// the transaction (a transaction cannot scan, and the unreadable record cannot tell its
+    /// wake time or salary). This thread is the only writer, so they are still current.
+    index_keys: IndexKeys,
     reply: oneshot::Sender<Result<Reply, Error>>,
 }
 
@@ -117,6 +121,7 @@ impl Committer {
         let request = Request {
             write,
             ids: Vec::new(),
+            index_keys: IndexKeys::default(),
             reply,
         };
         {
@@ -162,6 +167,9 @@ fn run(
                     .map(|_| db.generate_id().map(|n| WorkflowId(n + 1)))
                     .collect::<Result<_, _>>()
                     .unwrap_or_default();
+            }
+            if let Write::Quarantine { id, .. } = &request.write {
+                request.index_keys = IndexKeys::naming(&trees, *id);
             }
         }
         let errors_pruned = prune_error_log(&trees, &group);
@@ -241,7 +249,8 @@ fn apply_group(trees: &Trees, group: &[Request]) -> Result<Vec<Result<Reply, Err
                         now,
                     } => switch(&tx, integration, *enabled, *from, *now).map(Reply::Switched),
                     Write::Quarantine { id, reason, now } => {
-                        quarantine(&tx, *id, reason, *now).map(|()| Reply::Committed)
+                        quarantine(&tx, *id, &request.index_keys, reason, *now)
+                            .map(|()| Reply::Committed)
                     }
                     Write::Prune { ids, cutoff } => {
                         prune(&tx, ids, *cutoff).map(|removed| Reply::Pruned(removed, 0))
@@ -469,14 +478,62 @@ fn transition(tx: &Tx, t: &Transition) -> Result<(), Abortable> {
     Ok(())
 }
 
-fn quarantine(tx: &Tx, id: WorkflowId, reason: &str, now: DateTime<Utc>) -> Result<(), Abortable> {
-    let (instances, _, by_state, ..) = *tx;
+/// The index keys that end in one workflow id, outside a transaction.
+#[derive(Debug, Default)]
+struct IndexKeys {
+    due: Vec<sled::IVec>,
+    salary_queue: Vec<sled::IVec>,
+}
+
+impl IndexKeys {
+    /// Scans `due` and `salary_queue` (quarantines are rare; both trees hold only
+    /// non-terminal instances). A key that cannot be read is logged and left behind.
+    fn naming(trees: &Trees, id: WorkflowId) -> Self {
+        let keys_of = |tree: &sled::Tree, names: &dyn Fn(&[u8]) -> bool| {
+            tree.iter()
+                .keys()
+                .filter_map(|k| {
+                    k.map_err(
+                        |e| tracing::warn!(error = %e, "index key unreadable during quarantine"),
+                    )
+                    .ok()
+                })
+                .filter(|k| names(k))
+                .collect()
+        };
+        Self {
+            due: keys_of(&trees.due, &|k| {
+                keys::parse_due(k).is_some_and(|(_, due)| due == id)
+            }),
+            salary_queue: keys_of(&trees.salary_queue, &|k| {
+                keys::workflow_id_suffix(k) == Some(id)
+            }),
+        }
+    }
+}
+
+fn quarantine(
+    tx: &Tx,
+    id: WorkflowId,
+    index_keys: &IndexKeys,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(), Abortable> {
+    let (instances, _, by_state, due, _, salary_queue, ..) = *tx;
     let quarantine_tree = tx.8;
     let Some(bytes) = instances.remove(&keys::instance(id))? else {
         return Ok(());
     };
     for state in State::ALL {
         by_state.remove(&keys::by_state(state, id))?;
+    }
+    // Left behind, a wake time would make the scheduler spin on an instance that is gone, and
+    // a queue entry would hold every later change to the salary behind it forever.
+    for key in &index_keys.due {
+        due.remove(key)?;
+    }
+    for key in &index_keys.salary_queue {
+        salary_queue.remove(key)?;
     }
     let entry = QuarantineEntry {
         key: id.to_string(),

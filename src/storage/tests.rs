@@ -209,6 +209,46 @@ fn a_corrupt_record_is_reported_and_quarantined_while_the_rest_still_reads() {
     });
 }
 
+/// Regression: quarantine left the instance's `due` and `salary_queue` keys behind, so the
+/// scheduler spun on a wake time of an instance that was gone and the salary's later changes
+/// waited behind it forever.
+#[test]
+fn quarantine_removes_the_instance_from_the_due_index_and_its_salary_queue() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    rt().block_on(async {
+        let store = open_enabled(dir.path()).await;
+        let older = change(ChangeKind::Created);
+        let mut newer = change(ChangeKind::Updated);
+        newer.event_id =
+            crate::domain::EventId::parse("evt-newer").unwrap_or_else(|e| panic!("{e}"));
+        newer.occurred_at += chrono::Duration::hours(1);
+        let (integration, salary) = (older.integration_id.clone(), older.salary.id.clone());
+        let out = store
+            .ingest(vec![older, newer], now())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (IngestOutcome::Accepted(bad), IngestOutcome::Accepted(good)) = (out[0], out[1]) else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            store.salary_head(&integration, &salary).ok().flatten(),
+            Some(bad)
+        );
+        store
+            .corrupt_for_test(bad, &[1, 0xff, 0xfe])
+            .unwrap_or_else(|e| panic!("{e}"));
+        store
+            .quarantine(bad, "test".into(), now())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(store.due(now(), 10).ok(), Some(vec![good]));
+        assert_eq!(
+            store.salary_head(&integration, &salary).ok().flatten(),
+            Some(good)
+        );
+    });
+}
+
 #[test]
 fn a_second_open_of_a_held_store_says_it_is_locked() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));

@@ -3,6 +3,7 @@
 mod cli;
 mod crash;
 mod e2e;
+mod faults;
 mod support;
 mod unimicro;
 mod visma;

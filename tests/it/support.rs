@@ -307,3 +307,96 @@ pub async fn start_sim(seed: Seed) -> sim::Handle {
         .await
         .unwrap_or_else(|e| panic!("simulator: {e}"))
 }
+
+// ---- Helpers for the fault tests (tests/it/faults.rs) ----
+
+/// A `[retry]` table for [`setup_with_retry`]; multiplier and jitter keep their defaults (2.0 and
+/// 0.3), so a delay is the interval reached × [0.7, 1.3].
+#[derive(Debug, Clone, Copy)]
+pub struct RetryToml {
+    pub attempts_max: u32,
+    pub initial_delay_ms: u64,
+    pub delay_ms_max: u64,
+    pub auth_wait_ms: u64,
+}
+
+/// `setup` with its own `[retry]` table.
+pub fn setup_with_retry(base_url: &str, retry: RetryToml) -> Setup {
+    let setup = setup(base_url, retry.initial_delay_ms);
+    let text = std::fs::read_to_string(&setup.config).unwrap_or_else(|e| panic!("config: {e}"));
+    let start = text
+        .find("[retry]")
+        .unwrap_or_else(|| panic!("no [retry] in {text}"));
+    let end = text[start..].find("\n\n").map_or(text.len(), |i| start + i);
+    let table = format!(
+        "[retry]\nattempts_max = {}\ninitial_delay_ms = {}\ndelay_ms_max = {}\nauth_wait_ms = {}",
+        retry.attempts_max, retry.initial_delay_ms, retry.delay_ms_max, retry.auth_wait_ms
+    );
+    let text = format!("{}{table}{}", &text[..start], &text[end..]);
+    std::fs::write(&setup.config, text).unwrap_or_else(|e| panic!("write config: {e}"));
+    setup
+}
+
+impl DaemonProcess {
+    /// `spawn`, with the integration's consumer and employee tokens given explicitly (a wrong
+    /// one makes Tripletex refuse to create a session).
+    pub fn spawn_with_tokens(
+        setup: &Setup,
+        log_name: &str,
+        consumer: &str,
+        employee: &str,
+    ) -> Self {
+        let log = setup.dir.path().join(log_name);
+        let file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("log file: {e}"));
+        let child = Command::new(bin())
+            .arg("--config")
+            .arg(&setup.config)
+            .arg("run")
+            .env(CONSUMER_ENV, consumer)
+            .env(EMPLOYEE_ENV, employee)
+            .env("SALARY_SYNC_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn daemon: {e}"));
+        Self { child, log }
+    }
+}
+
+impl Admin {
+    /// POSTs `body` to an admin path; (status, JSON answer), None when the daemon did not answer.
+    pub async fn post(&self, path: &str, body: &Value) -> Option<(u16, Value)> {
+        let r = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .ok()?;
+        let status = r.status().as_u16();
+        Some((status, r.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// Polls `show ID` until `done` holds for it; panics after `timeout` with the last copy.
+    pub async fn wait_show(
+        &self,
+        id: &str,
+        timeout: Duration,
+        done: impl Fn(&Shown) -> bool,
+    ) -> Shown {
+        let started = Instant::now();
+        loop {
+            let shown = self.show(id).await;
+            if let Some(shown) = shown {
+                if done(&shown) {
+                    return shown;
+                }
+                if started.elapsed() > timeout {
+                    panic!("{id}: condition not met after {timeout:?}: {shown:#?}");
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
