@@ -23,6 +23,7 @@ const NOTE_LEN_MAX: usize = 1000;
 
 /// What happened to the salary in the HR system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ChangeKind {
     Created,
     Updated,
@@ -47,6 +48,7 @@ impl fmt::Display for ChangeKind {
 
 /// The period the amount is paid per.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum PeriodUnit {
     Monthly,
     Yearly,

@@ -9,6 +9,7 @@ use std::fmt;
 
 /// What the engine does with a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum FailureClass {
     /// Try again later (connect/timeout, 5xx, 429, revision conflict, job still running).
     Transient,
@@ -32,6 +33,7 @@ impl FailureClass {
 /// The stable failure codes. Each has a runbook line (`runbook()`) and a section in
 /// docs/runbook.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum FailureCode {
     NoEmployee,
     NoEmployment,

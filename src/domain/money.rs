@@ -4,9 +4,23 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// An ISO 4217 currency code: three ASCII upper-case letters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// An ISO 4217 currency code: three ASCII upper-case letters. Serialized as its code
+/// (`"NOK"`) everywhere: JSON and the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Currency([u8; 3]);
+
+impl Serialize for Currency {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Currency {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let code = String::deserialize(deserializer)?;
+        Currency::parse(&code).map_err(serde::de::Error::custom)
+    }
+}
 
 impl Currency {
     /// Parses a three-letter upper-case code such as `NOK`.
@@ -49,6 +63,15 @@ impl fmt::Display for Money {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn currency_is_its_code_in_json_and_in_the_store() {
+        let nok = Currency::parse("NOK").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(serde_json::to_string(&nok).ok().as_deref(), Some("\"NOK\""));
+        let stored = bincode::serialize(&nok).unwrap_or_default();
+        assert_eq!(bincode::deserialize::<Currency>(&stored).ok(), Some(nok));
+        assert!(serde_json::from_str::<Currency>("\"nok\"").is_err());
+    }
 
     #[test]
     fn currency_accepts_only_three_upper_case_letters() {

@@ -8,6 +8,7 @@ use std::fmt;
 
 /// Where a workflow instance is. Names are kebab-case on every surface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum State {
     Pending,
     MatchedToPosition,

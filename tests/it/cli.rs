@@ -106,6 +106,14 @@ async fn dump_show_and_operator_commands_work_with_the_daemon_running_and_stoppe
     assert_eq!(code, 0);
     let failed_json: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
     assert_eq!(failed_json.as_array().map(Vec::len), Some(1), "{out}");
+    // Kebab-case on every surface, the currency as its code.
+    let first = &failed_json[0];
+    assert_eq!(first["state"], "failed", "{out}");
+    assert_eq!(first["last_failure"]["code"], "no-employment", "{out}");
+    assert_eq!(first["last_failure"]["class"], "permanent", "{out}");
+    assert_eq!(first["change"]["kind"], "created", "{out}");
+    assert_eq!(first["change"]["salary"]["pay"]["currency"], "NOK", "{out}");
+    assert_eq!(first["change"]["salary"]["period_unit"], "monthly", "{out}");
     let (code, out, _) = cli(&setup, &["errors", "--integration", INTEGRATION]);
     assert_eq!(code, 0);
     assert!(
