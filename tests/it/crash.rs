@@ -17,7 +17,9 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
 
-const SALARIES: i64 = 24;
+/// Salaries per kill cycle: the plan grows with the campaign, so every cycle has work in
+/// flight when it is killed (a fixed plan ran dry after about nine cycles).
+const SALARIES_PER_CYCLE: i64 = 3;
 
 struct Plan {
     /// Every event, in submission order.
@@ -26,10 +28,10 @@ struct Plan {
     expected: HashMap<String, (i64, Decimal, &'static str)>,
 }
 
-fn plan(rng: &mut StdRng) -> Plan {
+fn plan(rng: &mut StdRng, salaries: i64) -> Plan {
     let mut events = Vec::new();
     let mut expected = HashMap::new();
-    for i in 0..SALARIES {
+    for i in 0..salaries {
         let salary = format!("sal-{i}");
         let employee =
             json!({"id": format!("hr-{i}"), "payroll_employee_id": (1000 + i).to_string()});
@@ -66,9 +68,9 @@ fn plan(rng: &mut StdRng) -> Plan {
     Plan { events, expected }
 }
 
-fn seed() -> Seed {
+fn seed(salaries: i64) -> Seed {
     let mut seed = Seed::demo();
-    for i in 0..SALARIES {
+    for i in 0..salaries {
         seed.employees.push(SeedEmployee {
             id: 1000 + i,
             employee_number: format!("{}", 5000 + i),
@@ -97,8 +99,9 @@ async fn kill9_at_random_instants_loses_nothing_and_writes_nothing_twice() {
         .unwrap_or(8);
     eprintln!("crash campaign: seed {seed_value}, {cycles} kill cycles (replay with SALARY_SYNC_CRASH_SEED={seed_value})");
     let mut rng = StdRng::seed_from_u64(seed_value);
-    let plan = plan(&mut rng);
-    let sim = start_sim(seed()).await;
+    let salaries = (cycles as i64 * SALARIES_PER_CYCLE).max(24);
+    let plan = plan(&mut rng, salaries);
+    let sim = start_sim(seed(salaries)).await;
     let control = sim.control();
     control.set_latency(Duration::from_millis(3));
     let setup = setup(&control.base_url(), 20);
