@@ -159,7 +159,14 @@ impl Engine {
                 return Err(e);
             }
             let now = shared.clock.now();
-            for id in shared.store.due(now, DUE_SCAN_LEN_MAX)? {
+            // With every worker busy nothing can start: skip the scan. Otherwise read the due
+            // index lazily; the pass stops at the first instance no worker is free for.
+            let scan_len = match permits.available_permits() {
+                0 => 0,
+                _ => DUE_SCAN_LEN_MAX,
+            };
+            for id in shared.store.due_iter(now).take(scan_len) {
+                let id = id?;
                 if in_flight.lock().map(|s| s.contains(&id)).unwrap_or(true) {
                     continue;
                 }
@@ -211,11 +218,17 @@ impl Engine {
                     result.map(|_| ())
                 });
             }
-            let sleep_ms = match shared.store.next_wake()? {
-                Some(at) => (at - shared.clock.now())
-                    .num_milliseconds()
-                    .clamp(1, IDLE_POLL_MS_MAX as i64) as u64,
-                None => IDLE_POLL_MS_MAX,
+            // While every worker is busy only a finishing worker (it wakes us, and `join_next`
+            // sees it) can let the next instance start; polling the store would find nothing.
+            let sleep_ms = if permits.available_permits() == 0 {
+                IDLE_POLL_MS_MAX
+            } else {
+                match shared.store.next_wake()? {
+                    Some(at) => (at - shared.clock.now())
+                        .num_milliseconds()
+                        .clamp(1, IDLE_POLL_MS_MAX as i64) as u64,
+                    None => IDLE_POLL_MS_MAX,
+                }
             };
             tokio::select! {
                 _ = self.wake.notified() => {}
