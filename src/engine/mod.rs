@@ -26,6 +26,8 @@ use tracing::{error, info, warn};
 
 /// How many due instances one scheduler pass reads at most.
 const DUE_SCAN_LEN_MAX: usize = 1024;
+/// How often the scheduler looks again while every due instance is blocked.
+const BLOCKED_POLL_MS: u64 = 100;
 /// The longest the scheduler sleeps without looking at the store.
 const IDLE_POLL_MS_MAX: u64 = 1_000;
 
@@ -171,7 +173,15 @@ impl Engine {
                 return Err(e);
             }
             let now = shared.clock.now();
-            for id in shared.store.due(now, DUE_SCAN_LEN_MAX)? {
+            // With every worker busy nothing can start: skip the scan. Otherwise read the due
+            // index lazily; the pass stops at the first instance no worker is free for.
+            let scan_len = match permits.available_permits() {
+                0 => 0,
+                _ => DUE_SCAN_LEN_MAX,
+            };
+            let mut started = 0usize;
+            for id in shared.store.due_iter(now).take(scan_len) {
+                let id = id?;
                 if in_flight.lock().map(|s| s.contains(&id)).unwrap_or(true) {
                     continue;
                 }
@@ -216,6 +226,7 @@ impl Engine {
                 if let Ok(mut set) = in_flight.lock() {
                     set.insert(id);
                 }
+                started += 1;
                 let shared = Arc::clone(shared);
                 let wake = Arc::clone(&self.wake);
                 let in_flight = Arc::clone(&in_flight);
@@ -243,11 +254,21 @@ impl Engine {
             if !shared.ready.swap(true, std::sync::atomic::Ordering::AcqRel) {
                 info!("recovery pass done; ready");
             }
-            let sleep_ms = match shared.store.next_wake()? {
-                Some(at) => (at - shared.clock.now())
-                    .num_milliseconds()
-                    .clamp(1, IDLE_POLL_MS_MAX as i64) as u64,
-                None => IDLE_POLL_MS_MAX,
+            // While every worker is busy only a finishing worker (it wakes us, and `join_next`
+            // sees it) can let the next instance start; polling the store would find nothing.
+            let sleep_ms = if permits.available_permits() == 0 {
+                IDLE_POLL_MS_MAX
+            } else if started == 0 && shared.store.next_wake()?.is_some_and(|at| at <= now) {
+                // Everything due is blocked (behind an older change to its salary, or its
+                // integration at its limit); what unblocks it wakes us. Poll gently meanwhile.
+                BLOCKED_POLL_MS
+            } else {
+                match shared.store.next_wake()? {
+                    Some(at) => (at - shared.clock.now())
+                        .num_milliseconds()
+                        .clamp(1, IDLE_POLL_MS_MAX as i64) as u64,
+                    None => IDLE_POLL_MS_MAX,
+                }
             };
             tokio::select! {
                 _ = self.wake.notified() => {}

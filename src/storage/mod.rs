@@ -321,17 +321,22 @@ impl Store {
 
     /// Instances whose wake time is at or before `now`, earliest first.
     pub fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<WorkflowId>, Error> {
-        let mut out = Vec::new();
-        for kv in self.trees.due.range(..keys::due(now, WorkflowId(u64::MAX))) {
-            let (k, _) = kv?;
-            if let Some((_, id)) = keys::parse_due(&k) {
-                out.push(id);
-            }
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Ok(out)
+        self.due_iter(now).take(limit).collect()
+    }
+
+    /// `due`, read lazily: a caller that stops early reads no further keys.
+    pub fn due_iter(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Iterator<Item = Result<WorkflowId, Error>> + Send + '_ {
+        self.trees
+            .due
+            .range(..keys::due(now, WorkflowId(u64::MAX)))
+            .keys()
+            .filter_map(|k| match k {
+                Ok(k) => keys::parse_due(&k).map(|(_, id)| Ok(id)),
+                Err(e) => Some(Err(Error::from(e))),
+            })
     }
 
     /// The earliest wake time of any non-terminal instance.

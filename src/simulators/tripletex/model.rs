@@ -5,7 +5,7 @@
 //! `today` in. Every operation either changes the state and returns the new record, or returns a
 //! [`ApiError`] and changes nothing.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
@@ -216,6 +216,11 @@ pub(crate) struct Company {
     pub employments: BTreeMap<i64, Employment>,
     pub details: BTreeMap<i64, DetailsRow>,
     pub sessions: HashMap<String, Session>,
+    /// Employment ids of each employee, ascending: a lookup by employee costs its own rows,
+    /// not a scan of the company (the load bench seeds 100 000 employees).
+    employments_by_employee: HashMap<i64, Vec<i64>>,
+    /// Details row ids of each employment. Kept in step with `details` by every write.
+    details_by_employment: HashMap<i64, BTreeSet<i64>>,
     next_details_id: i64,
     next_session_id: i64,
 }
@@ -274,12 +279,28 @@ impl Company {
         }
         // New rows get ids well above the seeded ones, so a test can tell them apart at a glance.
         let next_details_id = details.keys().max().map_or(1000, |max| (max + 1).max(1000));
+        let mut employments_by_employee: HashMap<i64, Vec<i64>> = HashMap::new();
+        for m in employments.values() {
+            employments_by_employee
+                .entry(m.employee_id)
+                .or_default()
+                .push(m.id);
+        }
+        let mut details_by_employment: HashMap<i64, BTreeSet<i64>> = HashMap::new();
+        for d in details.values() {
+            details_by_employment
+                .entry(d.employment_id)
+                .or_default()
+                .insert(d.id);
+        }
         Ok(Self {
             seed,
             employees,
             employments,
             details,
             sessions: HashMap::new(),
+            employments_by_employee,
+            details_by_employment,
             next_details_id,
             next_session_id: 1,
         })
@@ -403,10 +424,16 @@ impl Company {
     }
 
     pub fn employments_of(&self, employee_id: Option<i64>) -> Vec<&Employment> {
-        self.employments
-            .values()
-            .filter(|m| employee_id.is_none_or(|id| m.employee_id == id))
-            .collect()
+        match employee_id {
+            None => self.employments.values().collect(),
+            Some(id) => self
+                .employments_by_employee
+                .get(&id)
+                .into_iter()
+                .flatten()
+                .filter_map(|m| self.employments.get(m))
+                .collect(),
+        }
     }
 
     pub fn employment(&self, id: i64) -> Result<&Employment, ApiError> {
@@ -415,11 +442,18 @@ impl Company {
             .ok_or_else(|| ApiError::not_found("employment", id))
     }
 
+    /// Rows in id order; each row once, even when its employment is named twice.
     pub fn details_of(&self, employment_ids: Option<&[i64]>) -> Vec<&DetailsRow> {
-        self.details
-            .values()
-            .filter(|d| employment_ids.is_none_or(|ids| ids.contains(&d.employment_id)))
-            .collect()
+        let Some(ids) = employment_ids else {
+            return self.details.values().collect();
+        };
+        let rows: BTreeSet<i64> = ids
+            .iter()
+            .filter_map(|m| self.details_by_employment.get(m))
+            .flatten()
+            .copied()
+            .collect();
+        rows.iter().filter_map(|d| self.details.get(d)).collect()
     }
 
     pub fn details_row(&self, id: i64) -> Result<&DetailsRow, ApiError> {
@@ -458,6 +492,10 @@ impl Company {
             seeded: false,
         };
         self.next_details_id += 1;
+        self.details_by_employment
+            .entry(employment_id)
+            .or_default()
+            .insert(row.id);
         self.details.insert(row.id, row.clone());
         Ok(row)
     }
@@ -490,6 +528,15 @@ impl Company {
                 .unwrap_or(current.percentage_of_full_time_equivalent),
             seeded: current.seeded,
         };
+        if employment_id != current.employment_id {
+            if let Some(rows) = self.details_by_employment.get_mut(&current.employment_id) {
+                rows.remove(&id);
+            }
+            self.details_by_employment
+                .entry(employment_id)
+                .or_default()
+                .insert(id);
+        }
         self.details.insert(id, row.clone());
         Ok(row)
     }
@@ -527,9 +574,10 @@ impl Company {
             ));
         }
         if self.seed.reject_duplicate_dates {
-            let taken = self.details.values().any(|d| {
-                d.employment_id == employment_id && d.date == date && Some(d.id) != except
-            });
+            let taken = self
+                .details_of(Some(&[employment_id]))
+                .iter()
+                .any(|d| d.date == date && Some(d.id) != except);
             if taken {
                 return Err(ApiError::duplicate(format!(
                     "Employment {employment_id} already has details dated {date}."
@@ -687,6 +735,26 @@ mod tests {
         let err = c.create_details(input(999, "2024-02-01")).unwrap_err();
         assert_eq!((err.status, err.code), (422, 15000));
         assert_eq!(c.details.len(), 1);
+    }
+
+    #[test]
+    fn details_lookup_follows_a_row_moved_to_another_employment() {
+        let mut c = company();
+        let row = c.create_details(input(201, "2026-01-01")).unwrap();
+        let ids = |c: &Company, m: i64| -> Vec<i64> {
+            c.details_of(Some(&[m])).iter().map(|d| d.id).collect()
+        };
+        assert_eq!(ids(&c, 201), vec![row.id]);
+        let moved = DetailsInput {
+            employment_id: Some(203),
+            ..DetailsInput::default()
+        };
+        c.update_details(row.id, moved).unwrap();
+        assert_eq!(ids(&c, 201), Vec::<i64>::new());
+        assert_eq!(ids(&c, 203), vec![row.id]);
+        assert_eq!(c.details_of(Some(&[203, 203, 204])).len(), 2);
+        let ola: Vec<i64> = c.employments_of(Some(102)).iter().map(|m| m.id).collect();
+        assert_eq!(ola, vec![202, 203]);
     }
 
     #[test]
