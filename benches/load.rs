@@ -218,6 +218,7 @@ async fn one_run(n: usize, workers: usize, latency_ms: u64) -> Result<RunReport>
         store: store_dir.path().join("store"),
         admin_listen: "127.0.0.1:0".parse()?,
         engine: EngineSettings {
+            per_integration: Default::default(),
             workers,
             retry: RetrySettings::default(),
             shutdown_grace: Duration::from_secs(5),
