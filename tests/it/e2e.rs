@@ -424,3 +424,67 @@ async fn a_slow_integration_at_its_concurrency_limit_does_not_starve_another() {
     slow.shutdown().await;
     fast.shutdown().await;
 }
+
+/// SIGTERM with work in flight: the daemon stops taking work, lets in-flight steps finish or
+/// parks them within the grace period, exits 0; the next start finishes every change, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_work_in_flight_exits_cleanly_and_loses_nothing() {
+    let sim = start_sim(Seed::demo()).await;
+    let control = sim.control();
+    control.set_latency(Duration::from_millis(60));
+    let setup = setup(&control.base_url(), 50);
+    let daemon = DaemonProcess::spawn(&setup, "daemon-1.log");
+    let admin = Admin::wait(&setup.store, daemon.child.id()).await;
+    let events: Vec<Value> = [(101, "201"), (102, "203"), (105, "205")]
+        .iter()
+        .enumerate()
+        .map(|(i, (employee, _))| {
+            event(
+                &format!("t{i}"),
+                "created",
+                "2026-11-20T09:00:00Z",
+                &format!("sal-t{i}"),
+                json!({"id": "x", "payroll_employee_id": employee.to_string()}),
+                "1000",
+                "NOK",
+                "monthly",
+                "2026-06-01",
+            )
+        })
+        .collect();
+    admin
+        .submit(&Value::Array(events))
+        .await
+        .unwrap_or_else(|| panic!("submit"));
+    // Stop as soon as the first step has been taken: the rest is in flight or queued.
+    let started = std::time::Instant::now();
+    while control.request_count() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no work started"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        daemon.terminate(),
+        Some(0),
+        "SIGTERM with work in flight exits 0"
+    );
+    let daemon = DaemonProcess::spawn(&setup, "daemon-2.log");
+    let admin = Admin::wait(&setup.store, daemon.child.id()).await;
+    let done = admin.wait_all_terminal(3, Duration::from_secs(60)).await;
+    assert!(
+        done.iter()
+            .all(|w| w.state == salary_sync::domain::State::Sent),
+        "{done:?}"
+    );
+    for employment in [201, 203, 205] {
+        assert_eq!(
+            control.details(employment).len(),
+            1,
+            "employment {employment} written once"
+        );
+    }
+    assert_eq!(daemon.terminate(), Some(0));
+    sim.shutdown().await;
+}
