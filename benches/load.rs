@@ -224,6 +224,7 @@ async fn one_run(n: usize, workers: usize, latency_ms: u64) -> Result<RunReport>
             shutdown_grace: Duration::from_secs(5),
         },
         webhook: None,
+        retention: None,
     };
     let changes: Vec<SalaryChange> = (1..=n).map(change).collect::<Result<_>>()?;
     let rss_reset = reset_peak_rss();

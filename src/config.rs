@@ -23,6 +23,10 @@ pub struct Config {
     pub workers: usize,
     #[serde(default = "default_grace_ms")]
     pub shutdown_grace_ms: u64,
+    /// Terminal instances (and their history and error-log lines) older than this many days
+    /// are pruned hourly; salaries are personal data. Unset: keep everything.
+    #[serde(default)]
+    pub retention_days: Option<u64>,
     #[serde(default)]
     pub retry: RetrySettings,
     /// The signed webhook; without this table the daemon takes changes only through the CLI.
@@ -213,6 +217,9 @@ impl Config {
             return Err("workers must be between 1 and 4096".into());
         }
         self.retry.validate()?;
+        if self.retention_days.is_some_and(|d| d == 0 || d > 36_500) {
+            return Err("retention_days must be between 1 and 36500".into());
+        }
         if let Some(w) = &self.webhook {
             if !(1..=3600).contains(&w.replay_window_s) {
                 return Err("webhook.replay_window_s must be between 1 and 3600".into());
@@ -339,6 +346,13 @@ employee_token = { file = "/etc/salary-sync/acme-employee" }
     fn bad_configs_name_the_key() {
         let unknown = format!("{GOOD}\nwokers = 3\n");
         assert!(Config::parse(&unknown).unwrap_err().contains("wokers"));
+        let retention = GOOD.replace(
+            "store = \"/tmp/s\"",
+            "store = \"/tmp/s\"\nretention_days = 0",
+        );
+        assert!(Config::parse(&retention)
+            .unwrap_err()
+            .contains("retention_days"));
         let zero = GOOD.replace("store = \"/tmp/s\"", "store = \"/tmp/s\"\nworkers = 0");
         assert!(Config::parse(&zero).unwrap_err().contains("workers"));
         let url = GOOD.replace("https://tripletex.no/v2", "tripletex.no");

@@ -38,7 +38,12 @@ pub struct DaemonSettings {
     pub admin_listen: SocketAddr,
     pub engine: EngineSettings,
     pub webhook: Option<WebhookSettings>,
+    /// Prune terminal instances older than this, hourly.
+    pub retention: Option<std::time::Duration>,
 }
+
+/// How often the retention sweep runs.
+const RETENTION_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// The signed webhook's listener and secret.
 pub struct WebhookSettings {
@@ -58,6 +63,7 @@ pub struct RunningDaemon {
     engine_task: JoinHandle<Result<(), storage::Error>>,
     admin_task: JoinHandle<std::io::Result<()>>,
     webhook_task: Option<JoinHandle<std::io::Result<()>>>,
+    retention_task: Option<JoinHandle<()>>,
 }
 
 pub async fn start(
@@ -139,7 +145,7 @@ pub async fn start(
     let state = AdminState {
         engine: engine.clone(),
         integrations,
-        clock,
+        clock: Arc::clone(&clock),
         token: token.into(),
     };
     let router = admin::router(state);
@@ -151,6 +157,27 @@ pub async fn start(
             })
             .await
     });
+    let retention_task = settings.retention.map(|age| {
+        let store = Arc::clone(engine.store());
+        let clock = Arc::clone(&clock);
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            loop {
+                match crate::api::service::prune(&store, age, clock.as_ref()).await {
+                    Ok(p) => info!(
+                        instances = p.instances,
+                        error_log_lines = p.error_log_lines,
+                        "retention sweep"
+                    ),
+                    Err(e) => error!(error = %e, "retention sweep failed; trying again next hour"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(RETENTION_SWEEP_EVERY) => {}
+                    _ = stop.wait_for(|stopping| *stopping) => return,
+                }
+            }
+        })
+    });
     let runner = engine.clone();
     let engine_task = tokio::spawn(async move { runner.run().await });
     info!(admin = %admin_addr, store = %settings.store.display(), "daemon started");
@@ -158,6 +185,7 @@ pub async fn start(
         admin_addr,
         webhook_addr,
         webhook_task,
+        retention_task,
         engine,
         store_path: settings.store,
         stop,
@@ -179,6 +207,9 @@ impl RunningDaemon {
             .admin_task
             .await
             .map_err(|e| Error::Task(e.to_string()))?;
+        if let Some(task) = self.retention_task {
+            let _ = task.await;
+        }
         if let Some(task) = self.webhook_task {
             if let Err(e) = task.await.map_err(|e| Error::Task(e.to_string()))? {
                 error!(error = %e, "webhook stopped with an error");

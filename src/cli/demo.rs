@@ -213,6 +213,7 @@ pub async fn run() -> Result<()> {
             shutdown_grace: Duration::from_secs(5),
         },
         webhook: None,
+        retention: None,
     };
     let store_path = settings.store.clone();
     let running = daemon::start(settings, connectors, Arc::new(SystemClock)).await?;

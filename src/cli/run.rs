@@ -28,6 +28,9 @@ pub async fn run(config_path: &Path) -> Result<()> {
         admin_listen: config.admin_listen,
         engine: config.engine_settings(),
         webhook,
+        retention: config
+            .retention_days
+            .map(|d| std::time::Duration::from_secs(d * 86_400)),
     };
     let running = daemon::start(settings, connectors, Arc::new(SystemClock))
         .await
