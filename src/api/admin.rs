@@ -230,6 +230,16 @@ pub struct ListQuery {
     pub integration: Option<String>,
     pub salary: Option<String>,
     pub since: Option<String>,
+    /// Paging: only instances with a larger id than this one (`wf-42` or `42`).
+    pub after: Option<String>,
+    /// Paging: at most this many instances.
+    pub limit: Option<usize>,
+}
+
+impl ListQuery {
+    pub fn after_id(&self) -> Result<Option<WorkflowId>, String> {
+        self.after.as_deref().map(str::parse).transpose()
+    }
 }
 
 impl ListQuery {
@@ -260,14 +270,12 @@ impl ListQuery {
 }
 
 async fn list(AxState(state): AxState<AdminState>, Query(q): Query<ListQuery>) -> Response {
-    let filter = match q.to_filter() {
-        Ok(f) => f,
-        Err(m) => return problem(StatusCode::BAD_REQUEST, m),
+    let (filter, after) = match (q.to_filter(), q.after_id()) {
+        (Ok(f), Ok(a)) => (f, a),
+        (Err(m), _) | (_, Err(m)) => return problem(StatusCode::BAD_REQUEST, m),
     };
-    match service::list(state.engine.store(), &filter) {
-        Ok((items, unreadable)) => {
-            Json(json!({ "instances": items, "unreadable": unreadable })).into_response()
-        }
+    match service::list_page(state.engine.store(), &filter, after, q.limit) {
+        Ok(page) => Json(page).into_response(),
         Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }

@@ -123,6 +123,46 @@ pub fn list(store: &Store, filter: &Filter) -> Result<(Vec<Workflow>, usize), st
     Ok((out, unreadable))
 }
 
+/// One page of a listing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Page {
+    pub instances: Vec<Workflow>,
+    /// Unreadable records met on the way (reported, not fatal).
+    pub unreadable: usize,
+    /// Pass as `after` for the next page; `None` on the last page.
+    pub next_after: Option<WorkflowId>,
+}
+
+/// Instances the filter selects with an id above `after`, at most `limit`, in id order. Streams
+/// the store: memory holds one page, not the whole store.
+pub fn list_page(
+    store: &Store,
+    filter: &Filter,
+    after: Option<WorkflowId>,
+    limit: Option<usize>,
+) -> Result<Page, storage::Error> {
+    let mut page = Page {
+        instances: Vec::new(),
+        unreadable: 0,
+        next_after: None,
+    };
+    for item in store.list(filter) {
+        match item {
+            Ok(wf) if after.is_some_and(|a| wf.id <= a) => {}
+            Ok(wf) => {
+                if limit.is_some_and(|n| page.instances.len() >= n) {
+                    page.next_after = page.instances.last().map(|w| w.id);
+                    break;
+                }
+                page.instances.push(wf);
+            }
+            Err(storage::Error::Corrupt { .. }) => page.unreadable += 1,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(page)
+}
+
 /// One instance with its full history.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Shown {

@@ -97,10 +97,16 @@ impl Backend {
     }
 
     pub async fn list(&self, query: &ListQuery) -> Result<(Vec<Workflow>, usize)> {
+        let page = self.list_page(query).await?;
+        Ok((page.instances, page.unreadable))
+    }
+
+    pub async fn list_page(&self, query: &ListQuery) -> Result<service::Page> {
         match self {
             Self::Direct { store, .. } => {
                 let filter: Filter = query.to_filter().map_err(|e| anyhow!(e))?;
-                Ok(service::list(store, &filter)?)
+                let after = query.after_id().map_err(|e| anyhow!(e))?;
+                Ok(service::list_page(store, &filter, after, query.limit)?)
             }
             Self::Remote {
                 client,
@@ -113,13 +119,7 @@ impl Backend {
                     .query(query)
                     .send()
                     .await?;
-                #[derive(serde::Deserialize)]
-                struct Listed {
-                    instances: Vec<Workflow>,
-                    unreadable: usize,
-                }
-                let listed: Listed = decode(r).await?;
-                Ok((listed.instances, listed.unreadable))
+                decode(r).await
             }
         }
     }

@@ -62,6 +62,12 @@ pub enum Command {
         /// Only instances accepted at or after this RFC 3339 time.
         #[arg(long)]
         since: Option<String>,
+        /// Paging: only instances after this id.
+        #[arg(long)]
+        after: Option<String>,
+        /// Paging: at most this many instances (the next page's `--after` goes to stderr).
+        #[arg(long)]
+        limit: Option<usize>,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
@@ -228,6 +234,8 @@ async fn store_command(backend: &Backend, command: Command) -> Result<()> {
             integration,
             salary,
             since,
+            after,
+            limit,
             format,
         } => {
             let query = crate::api::admin::ListQuery {
@@ -235,11 +243,19 @@ async fn store_command(backend: &Backend, command: Command) -> Result<()> {
                 integration,
                 salary,
                 since,
+                after,
+                limit,
             };
-            let (items, unreadable) = backend.list(&query).await?;
-            print!("{}", render::instances(&items, format));
-            if unreadable > 0 {
-                eprintln!("warning: {unreadable} stored instance(s) could not be read; the daemon quarantines them when it meets them");
+            let page = backend.list_page(&query).await?;
+            print!("{}", render::instances(&page.instances, format));
+            if page.unreadable > 0 {
+                eprintln!(
+                    "warning: {} stored instance(s) could not be read; the daemon quarantines them when it meets them",
+                    page.unreadable
+                );
+            }
+            if let Some(next) = page.next_after {
+                eprintln!("more: continue with --after {next}");
             }
             Ok(())
         }

@@ -114,6 +114,32 @@ async fn dump_show_and_operator_commands_work_with_the_daemon_running_and_stoppe
     assert_eq!(first["change"]["kind"], "created", "{out}");
     assert_eq!(first["change"]["salary"]["pay"]["currency"], "NOK", "{out}");
     assert_eq!(first["change"]["salary"]["period_unit"], "monthly", "{out}");
+    // Paging: two, then the rest after the id the first page names.
+    let (code, out, err) = cli(&setup, &["dump", "--limit", "2", "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let first: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+    assert_eq!(first.as_array().map(Vec::len), Some(2), "{out}");
+    let next = err
+        .trim()
+        .strip_prefix("more: continue with --after ")
+        .map(str::to_owned)
+        .unwrap_or_default();
+    assert_eq!(
+        Some(next.as_str()),
+        first[1]["id"]
+            .as_u64()
+            .map(|n| format!("wf-{n}"))
+            .as_deref(),
+        "{err}"
+    );
+    let (code, out, err) = cli(
+        &setup,
+        &["dump", "--after", &next, "--limit", "2", "--format", "json"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let rest: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+    assert_eq!(rest.as_array().map(Vec::len), Some(1), "{out}");
+    assert!(!err.contains("more:"), "the last page says so: {err}");
     let (code, out, _) = cli(&setup, &["errors", "--integration", INTEGRATION]);
     assert_eq!(code, 0);
     assert!(
