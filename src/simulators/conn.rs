@@ -197,3 +197,37 @@ impl Listener for SimListener {
         Ok(Conn::default())
     }
 }
+
+/// How long a simulator's shutdown waits for open connections before it aborts them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Serves `router` on `listener` with killable connections until `stop` turns true.
+pub(crate) fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    name: &'static str,
+) -> tokio::task::JoinHandle<io::Result<()>> {
+    let app = router.into_make_service_with_connect_info::<Conn>();
+    let serve = axum::serve(SimListener(listener), app).with_graceful_shutdown(async move {
+        // An error means every sender is gone, which is also a reason to stop.
+        let _ = stop.wait_for(|stopping| *stopping).await;
+    });
+    tracing::debug!("{name} simulator serving");
+    tokio::spawn(async move { serve.await })
+}
+
+/// Waits for a stopped simulator's server task: up to the grace period, then aborts it.
+pub(crate) async fn join(mut task: tokio::task::JoinHandle<io::Result<()>>, name: &'static str) {
+    match tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(error))) => tracing::warn!(%error, "{name} simulator: server error"),
+        Ok(Err(error)) => tracing::warn!(%error, "{name} simulator: server task failed"),
+        Err(_) => {
+            tracing::warn!("{name} simulator: connections still open; aborting");
+            task.abort();
+            // The abort's JoinError is the expected outcome.
+            let _ = task.await;
+        }
+    }
+}

@@ -69,9 +69,6 @@ pub use model::{DetailsRow, RemunerationType, Seed, SeedDetails, SeedEmployee, S
 
 use server::{lock, Shared};
 
-/// How long [`Handle::shutdown`] waits for open connections to finish before it aborts them.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
 /// Starts a simulator seeded with `seed` on `127.0.0.1:0`.
 ///
 /// Fails with `InvalidInput` when the seed contradicts itself, or with the bind error.
@@ -86,16 +83,12 @@ pub async fn start_on(seed: Seed, addr: SocketAddr) -> io::Result<Handle> {
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let shared = Arc::new(Shared::new(company, addr));
-    let app = server::router(shared.clone())
-        .into_make_service_with_connect_info::<crate::simulators::conn::Conn>();
-    let mut stop = shared.shutdown.subscribe();
-    let serve = axum::serve(crate::simulators::conn::SimListener(listener), app)
-        .with_graceful_shutdown(async move {
-            // An error means every sender is gone, which is also a reason to stop.
-            let _ = stop.wait_for(|stopping| *stopping).await;
-        });
-    let task = tokio::spawn(async move { serve.await });
-    tracing::debug!(%addr, "tripletex simulator listening");
+    let task = crate::simulators::conn::serve(
+        listener,
+        server::router(shared.clone()),
+        shared.shutdown.subscribe(),
+        "tripletex",
+    );
     Ok(Handle {
         control: Control { shared },
         task,
@@ -121,18 +114,7 @@ impl Handle {
     /// answer), lets other open requests finish for up to 5 s, then joins the server task.
     pub async fn shutdown(self) {
         self.control.shared.shutdown.send_replace(true);
-        let mut task = self.task;
-        match tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(error))) => tracing::warn!(%error, "tripletex simulator: server error"),
-            Ok(Err(error)) => tracing::warn!(%error, "tripletex simulator: server task failed"),
-            Err(_) => {
-                tracing::warn!("tripletex simulator: connections still open; aborting");
-                task.abort();
-                // The abort's JoinError is the expected outcome.
-                let _ = task.await;
-            }
-        }
+        crate::simulators::conn::join(self.task, "tripletex").await;
     }
 }
 

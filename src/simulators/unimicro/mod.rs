@@ -58,9 +58,6 @@ pub use model::{Seed, SeedEmployee, SeedEmployment, SeedRate, StoredRate};
 
 use server::{lock, Shared};
 
-/// How long [`Handle::shutdown`] waits for open connections to finish before it aborts them.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
 /// Starts a simulator seeded with `seed` on `127.0.0.1:0`.
 ///
 /// Fails with `InvalidInput` when the seed contradicts itself, or with the bind error.
@@ -75,15 +72,12 @@ pub async fn start_on(seed: Seed, addr: SocketAddr) -> io::Result<Handle> {
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let shared = Arc::new(Shared::new(company, addr));
-    let app = server::router(shared.clone())
-        .into_make_service_with_connect_info::<crate::simulators::conn::Conn>();
-    let mut stop = shared.shutdown.subscribe();
-    let serve = axum::serve(crate::simulators::conn::SimListener(listener), app)
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|stopping| *stopping).await;
-        });
-    let task = tokio::spawn(async move { serve.await });
-    tracing::debug!(%addr, "unimicro simulator listening");
+    let task = crate::simulators::conn::serve(
+        listener,
+        server::router(shared.clone()),
+        shared.shutdown.subscribe(),
+        "unimicro",
+    );
     Ok(Handle {
         control: Control { shared },
         task,
@@ -105,17 +99,7 @@ impl Handle {
     /// to 5 s, then joins the server task.
     pub async fn shutdown(self) {
         self.control.shared.shutdown.send_replace(true);
-        let mut task = self.task;
-        match tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(error))) => tracing::warn!(%error, "unimicro simulator: server error"),
-            Ok(Err(error)) => tracing::warn!(%error, "unimicro simulator: server task failed"),
-            Err(_) => {
-                tracing::warn!("unimicro simulator: connections still open; aborting");
-                task.abort();
-                let _ = task.await;
-            }
-        }
+        crate::simulators::conn::join(self.task, "unimicro").await;
     }
 }
 
