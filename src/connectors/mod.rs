@@ -72,6 +72,12 @@ pub enum JobPoll {
 pub trait Connector: Send + Sync {
     fn system(&self) -> PayrollSystem;
 
+    /// True when a delete only clears the record's values and the record stays (Tripletex:
+    /// it ends in `manual-delete-required`). Used when an interrupted delete is adopted.
+    fn delete_keeps_record(&self) -> bool {
+        false
+    }
+
     /// `pending` step: the payroll employee and the employment whose period covers the
     /// salary period.
     async fn match_position(&self, change: &SalaryChange) -> Result<Position, Error>;

@@ -144,7 +144,7 @@ async fn write(
                         record,
                         adopted: true,
                         dropped_fields: Vec::new(),
-                        record_remains_after_delete: remains_after_delete(connector.as_ref()),
+                        record_remains_after_delete: connector.delete_keeps_record(),
                     };
                     return commit(shared, wf, Input::Written(report)).await;
                 }
@@ -187,11 +187,6 @@ async fn write(
         Err(e) => Input::StepFailed(e.failure()),
     };
     commit(shared, &wf, input).await
-}
-
-/// Tripletex keeps a deleted salary's record (values cleared); the others remove it.
-fn remains_after_delete(connector: &dyn Connector) -> bool {
-    connector.system() == crate::connectors::PayrollSystem::Tripletex
 }
 
 /// An older change arriving (or retried) after a newer change to the same salary was applied

@@ -627,6 +627,10 @@ impl Connector for TripletexConnector {
         PayrollSystem::Tripletex
     }
 
+    fn delete_keeps_record(&self) -> bool {
+        true
+    }
+
     async fn match_position(&self, change: &SalaryChange) -> Result<Position, Error> {
         let employee_id = self.find_employee(change).await?;
         let employments: Vec<wire::Employment> = self
