@@ -13,6 +13,9 @@ use super::workflow::{HistoryEntry, Intent, PayrollRecord, Position, Resolution,
 use chrono::{DateTime, Duration, Utc};
 use std::fmt;
 
+/// Polls of a still-running payroll job allowed per attempt of the retry budget.
+pub const JOB_POLLS_PER_ATTEMPT: u32 = 10;
+
 /// What happened since the instance was last committed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
@@ -286,7 +289,15 @@ pub fn step(
                 }
                 FailureClass::Transient => {
                     let attempt = wf.attempt.saturating_add(1);
-                    if attempt >= policy.attempts_max() {
+                    // A job still running is not a failure of ours: it gets more polls than a
+                    // failing call gets attempts, but still a bounded number.
+                    let budget = match f.code {
+                        FailureCode::JobRunning => {
+                            policy.attempts_max().saturating_mul(JOB_POLLS_PER_ATTEMPT)
+                        }
+                        _ => policy.attempts_max(),
+                    };
+                    if attempt >= budget {
                         let mut last = f.clone();
                         last.message = format!(
                             "retries exhausted after {attempt} attempts; last error: {}",

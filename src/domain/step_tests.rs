@@ -292,6 +292,38 @@ fn an_asynchronous_job_is_recorded_once_and_kept_while_polling() {
 }
 
 #[test]
+fn a_running_job_gets_more_polls_than_a_failing_call_gets_attempts_but_not_endless() {
+    let wf = run(&new_wf(ChangeKind::Created), happy_inputs()[..4].to_vec()).expect("legal");
+    let mut wf = step(
+        &wf,
+        Input::JobAccepted {
+            job: "/jobs/3".into(),
+        },
+        t0(),
+        &POLICY,
+    )
+    .expect("legal")
+    .workflow;
+    let running = || Input::StepFailed(Failure::transient(FailureCode::JobRunning, "running"));
+    let polls = POLICY.attempts_max * crate::domain::step::JOB_POLLS_PER_ATTEMPT;
+    for _ in 1..polls {
+        wf = step(&wf, running(), t0(), &POLICY).expect("legal").workflow;
+        assert_eq!(
+            wf.state,
+            State::OverlapChecked,
+            "still polling after {} polls",
+            wf.attempt
+        );
+    }
+    let t = step(&wf, running(), t0(), &POLICY).expect("legal");
+    assert_eq!(t.workflow.state, State::Failed);
+    assert_eq!(
+        t.workflow.last_failure.map(|f| f.code),
+        Some(FailureCode::JobRunning)
+    );
+}
+
+#[test]
 fn a_refused_write_settles_the_intent_so_a_retry_writes_afresh() {
     let wf = run(&new_wf(ChangeKind::Created), happy_inputs()[..4].to_vec()).expect("legal");
     let polling = step(
