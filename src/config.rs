@@ -88,7 +88,16 @@ pub enum IntegrationConfig {
         /// The company's key, sent as the `CompanyKey` header.
         company_key: String,
         client_id: SecretSource,
-        client_secret: SecretSource,
+        /// Give this, or `client_assertion_key` (the certificate-signed assertion).
+        #[serde(default)]
+        client_secret: Option<SecretSource>,
+        /// The certificate's PKCS#8 PEM private key: the token request carries an RS256
+        /// client assertion signed with it instead of a secret.
+        #[serde(default)]
+        client_assertion_key: Option<SecretSource>,
+        /// The certificate's SHA-1 thumbprint (base64url), sent as the assertion's `x5t`.
+        #[serde(default)]
+        certificate_thumbprint: Option<String>,
         /// OAuth scope; `AppFramework` when absent.
         #[serde(default)]
         scope: Option<String>,
@@ -259,8 +268,15 @@ impl Config {
                     base_url,
                     token_url,
                     company_key,
+                    client_secret,
+                    client_assertion_key,
                     ..
                 } => {
+                    if client_secret.is_some() == client_assertion_key.is_some() {
+                        return Err(format!(
+                            "integration[{i}]: give exactly one of client_secret or client_assertion_key"
+                        ));
+                    }
                     check_url(i, "base_url", base_url)?;
                     check_url(i, "token_url", token_url)?;
                     let key = company_key.trim();
@@ -372,6 +388,19 @@ company_key = "0b1c2d3e-aaaa-bbbb-cccc-123456789abc"
 client_id = { env = "ACME_UNI_CLIENT_ID" }
 client_secret = { file = "/etc/salary-sync/acme-uni-secret" }
 "#;
+
+    #[test]
+    fn unimicro_takes_a_secret_or_a_client_assertion_key_not_both() {
+        let secret = "client_secret = { file = \"/etc/salary-sync/acme-uni-secret\" }";
+        let key = "client_assertion_key = { file = \"/etc/salary-sync/acme-uni-key.pem\" }";
+        assert!(Config::parse(&UNIMICRO.replace(secret, key)).is_ok());
+        let both = UNIMICRO.replace(secret, &format!("{secret}\n{key}"));
+        assert!(Config::parse(&both)
+            .unwrap_err()
+            .contains("exactly one of client_secret or client_assertion_key"));
+        let neither = UNIMICRO.replace(secret, "");
+        assert!(Config::parse(&neither).is_err());
+    }
 
     #[test]
     fn a_unimicro_integration_parses_and_is_checked() {

@@ -273,18 +273,36 @@ pub fn connectors_from_config(
                 company_key,
                 client_id,
                 client_secret,
+                client_assertion_key,
+                certificate_thumbprint,
                 scope,
                 ..
             } => {
+                use crate::connectors::unimicro::assertion::AssertionKey;
                 use crate::connectors::unimicro::{UnimicroConfig, UnimicroConnector};
+                let assertion = match client_assertion_key {
+                    Some(source) => {
+                        let key = format!("integration[{i}].client_assertion_key");
+                        let pem = source.load(&key)?;
+                        let parsed =
+                            AssertionKey::from_pem(pem.expose(), certificate_thumbprint.clone())
+                                .map_err(|e| format!("{key}: {e}"))?;
+                        Some(Arc::new(parsed))
+                    }
+                    None => None,
+                };
+                let client_secret = match client_secret {
+                    Some(source) => source.load(&format!("integration[{i}].client_secret"))?,
+                    None => crate::secret::Secret::new(String::new()),
+                };
                 let config = UnimicroConfig {
                     base_url: base_url.clone(),
                     token_url: token_url.clone(),
                     company_key: company_key.trim().to_owned(),
                     client_id: client_id.load(&format!("integration[{i}].client_id"))?,
-                    client_secret: client_secret
-                        .load(&format!("integration[{i}].client_secret"))?,
+                    client_secret,
                     scope: scope.clone().unwrap_or_else(|| "AppFramework".into()),
+                    assertion,
                 };
                 Arc::new(UnimicroConnector::new(config, http.clone()))
             }

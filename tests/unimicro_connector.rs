@@ -44,6 +44,7 @@ fn config(sim: &Handle) -> UnimicroConfig {
         client_id: Secret::new(seed.client_id),
         client_secret: Secret::new(seed.client_secret),
         scope: "AppFramework".into(),
+        assertion: None,
     }
 }
 
@@ -536,6 +537,46 @@ async fn an_applied_then_dropped_insert_is_adopted_and_a_replay_inserts_nothing(
     let report = c.write(&other, &pos, None).await?;
     assert_ne!(report.record, found);
     assert_eq!(sim.rates(201).len(), 2);
+    sim.shutdown().await;
+    Ok(())
+}
+
+/// The certificate-signed client assertion (server-to-server): the token endpoint takes a JWT
+/// signed with the integration's key instead of a secret, and refuses it when it cannot verify.
+#[tokio::test]
+async fn a_certificate_signed_client_assertion_replaces_the_secret() -> TestResult {
+    use salary_sync::connectors::unimicro::assertion::AssertionKey;
+    let pem = include_str!("fixtures/unimicro-assertion-test-key.pem");
+    let key = Arc::new(AssertionKey::from_pem(pem, Some("test-thumbprint".into()))?);
+    let mut seed = Seed::demo();
+    seed.client_public_key_der = Some(key.public_key_der());
+    let sim = sim::start(seed).await?;
+    let mut cfg = config(&sim);
+    cfg.client_secret = Secret::new(String::new());
+    cfg.assertion = Some(Arc::clone(&key));
+    let c = UnimicroConnector::new(cfg.clone(), http());
+    assert_eq!(
+        c.currency().await?.as_str(),
+        "NOK",
+        "a token came from the assertion alone"
+    );
+    assert!(
+        !format!("{cfg:?}").contains("PRIVATE"),
+        "the key stays out of Debug"
+    );
+    sim.shutdown().await;
+
+    // A token endpoint that does not know the key refuses it: the credentials are wrong.
+    let sim = sim::start(Seed::demo()).await?;
+    let mut cfg = config(&sim);
+    cfg.client_secret = Secret::new(String::new());
+    cfg.assertion = Some(key);
+    let err = UnimicroConnector::new(cfg, http())
+        .currency()
+        .await
+        .err()
+        .ok_or("refused")?;
+    assert_eq!(err.failure().class, FailureClass::Auth, "{err}");
     sim.shutdown().await;
     Ok(())
 }

@@ -95,6 +95,7 @@ impl Simulators {
                     client_id: Secret::new(u.client_id),
                     client_secret: Secret::new(u.client_secret),
                     scope: "AppFramework".into(),
+                    assertion: None,
                 },
                 http,
             )),

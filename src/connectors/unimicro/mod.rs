@@ -11,6 +11,7 @@
 //! insert twice; a delete is a save of the employment with the record marked `Deleted`, never
 //! a `DELETE` of the employment. Amounts are exact decimals end to end.
 
+pub mod assertion;
 mod classify;
 pub mod payrate;
 mod wire;
@@ -67,9 +68,13 @@ pub struct UnimicroConfig {
     /// The company's key, sent as the `CompanyKey` header on every call.
     pub company_key: String,
     pub client_id: Secret,
+    /// Used when no `assertion` key is given.
     pub client_secret: Secret,
     #[serde(default = "scope_default")]
     pub scope: String,
+    /// The certificate-signed client assertion (server-to-server); replaces the secret.
+    #[serde(skip)]
+    pub assertion: Option<Arc<assertion::AssertionKey>>,
 }
 
 impl fmt::Debug for UnimicroConfig {
@@ -81,6 +86,7 @@ impl fmt::Debug for UnimicroConfig {
             .field("client_id", &self.client_id)
             .field("client_secret", &self.client_secret)
             .field("scope", &self.scope)
+            .field("assertion", &self.assertion)
             .finish()
     }
 }
@@ -356,12 +362,32 @@ impl UnimicroConnector {
     /// OAuth2 client credentials (RFC 6749 §4.4) with the secret in the form body.
     async fn fetch_token(&self, now: DateTime<Utc>) -> Result<Token, Error> {
         let path = path_only(&self.config.token_url).to_owned();
-        let body = wire::form_encode(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", self.config.client_id.expose()),
-            ("client_secret", self.config.client_secret.expose()),
-            ("scope", &self.config.scope),
-        ]);
+        let body = match &self.config.assertion {
+            Some(key) => {
+                let jti = format!("{}-{}", now.timestamp_millis(), rand::random::<u64>());
+                let jwt = key
+                    .sign(
+                        self.config.client_id.expose(),
+                        &self.config.token_url,
+                        now,
+                        &jti,
+                    )
+                    .map_err(|e| Error::Unexpected(format!("client assertion: {e}")))?;
+                wire::form_encode(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", self.config.client_id.expose()),
+                    ("client_assertion_type", assertion::ASSERTION_TYPE),
+                    ("client_assertion", &jwt),
+                    ("scope", &self.config.scope),
+                ])
+            }
+            None => wire::form_encode(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", self.config.client_id.expose()),
+                ("client_secret", self.config.client_secret.expose()),
+                ("scope", &self.config.scope),
+            ]),
+        };
         let response = self
             .client
             .post(&self.config.token_url)

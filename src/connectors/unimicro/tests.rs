@@ -32,6 +32,7 @@ fn config() -> UnimicroConfig {
         client_id: Secret::new("client-SECRET-ID"),
         client_secret: Secret::new("client-SECRET-2"),
         scope: scope_default(),
+        assertion: None,
     }
 }
 

@@ -112,6 +112,9 @@ pub struct Seed {
     pub client_secret: String,
     pub currency: String,
     pub token_life_s: u64,
+    /// When set, the token endpoint also takes a certificate-signed client assertion that
+    /// verifies under this public key (PKCS#1 DER), instead of the client secret.
+    pub client_public_key_der: Option<Vec<u8>>,
     pub employees: Vec<SeedEmployee>,
     pub rates: Vec<SeedRate>,
 }
@@ -157,6 +160,7 @@ impl Seed {
             client_secret: "demo-client-secret".into(),
             currency: "NOK".into(),
             token_life_s: 3600,
+            client_public_key_der: None,
             employees: vec![
                 employee(101, 17, "Kari Nordmann", vec![open(201, date(2020, 1, 1))]),
                 employee(
@@ -277,11 +281,15 @@ impl Company {
     }
 
     /// The client-credentials grant.
+    /// `audience` is the token endpoint's own URL and `wall` the wall clock, both for a client
+    /// assertion's `aud` and `exp`.
     pub fn issue_token(
         &mut self,
         form: &HashMap<String, String>,
         now: Instant,
         token: String,
+        audience: &str,
+        wall: chrono::DateTime<chrono::Utc>,
     ) -> Result<(String, u64), OAuthError> {
         let field = |k: &str| form.get(k).map(String::as_str);
         if field("grant_type") != Some("client_credentials") {
@@ -290,8 +298,27 @@ impl Company {
                 error: "unsupported_grant_type",
             });
         }
+        let assertion_ok = match (
+            field("client_assertion_type"),
+            field("client_assertion"),
+            &self.seed.client_public_key_der,
+        ) {
+            (Some(kind), Some(jwt), Some(key))
+                if kind == crate::connectors::unimicro::assertion::ASSERTION_TYPE =>
+            {
+                crate::connectors::unimicro::assertion::verify(
+                    key,
+                    jwt,
+                    &self.seed.client_id,
+                    audience,
+                    wall,
+                )
+                .is_ok()
+            }
+            _ => false,
+        };
         if field("client_id") != Some(self.seed.client_id.as_str())
-            || field("client_secret") != Some(self.seed.client_secret.as_str())
+            || !(assertion_ok || field("client_secret") == Some(self.seed.client_secret.as_str()))
         {
             return Err(OAuthError {
                 status: 400,

@@ -294,17 +294,20 @@ fn api(
     if path == "/connect/token" && *method == Method::POST {
         let form = form(body);
         let mut company = lock(&shared.company);
-        return Ok(match company.issue_token(&form, now, new_token()) {
-            Ok((token, life)) => (
-                Answer::ok(
-                    200,
-                    json!({"access_token": token, "expires_in": life, "token_type": "Bearer",
+        let audience = format!("http://{}/connect/token", shared.addr);
+        return Ok(
+            match company.issue_token(&form, now, new_token(), &audience, chrono::Utc::now()) {
+                Ok((token, life)) => (
+                    Answer::ok(
+                        200,
+                        json!({"access_token": token, "expires_in": life, "token_type": "Bearer",
                            "scope": "AppFramework"}),
+                    ),
+                    false,
                 ),
-                false,
-            ),
-            Err(e) => (Answer::ok(e.status, json!({ "error": e.error })), false),
-        });
+                Err(e) => (Answer::ok(e.status, json!({ "error": e.error })), false),
+            },
+        );
     }
     let bearer = headers
         .get(header::AUTHORIZATION)
