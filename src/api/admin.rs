@@ -318,16 +318,9 @@ async fn operate(
         }
     };
     let reason = body.reason.unwrap_or_else(|| "by operator".into());
-    let action = match action.as_str() {
-        "retry" => OperatorAction::Retry { reason },
-        "resolve" => OperatorAction::Resolve { reason },
-        "cancel" => OperatorAction::Cancel { reason },
-        other => {
-            return problem(
-                StatusCode::NOT_FOUND,
-                format!("no action `{other}` (retry, resolve, cancel)"),
-            )
-        }
+    let action = match OperatorAction::from_verb(&action, reason) {
+        Ok(a) => a,
+        Err(m) => return problem(StatusCode::NOT_FOUND, m),
     };
     let store = state.engine.store();
     match service::operate(
@@ -494,16 +487,9 @@ async fn operate_many(
         );
     }
     let reason = body.reason.unwrap_or_else(|| "by operator".into());
-    let action = match action.as_str() {
-        "retry" => OperatorAction::Retry { reason },
-        "resolve" => OperatorAction::Resolve { reason },
-        "cancel" => OperatorAction::Cancel { reason },
-        other => {
-            return problem(
-                StatusCode::NOT_FOUND,
-                format!("no action `{other}` (retry, resolve, cancel)"),
-            )
-        }
+    let action = match OperatorAction::from_verb(&action, reason) {
+        Ok(a) => a,
+        Err(m) => return problem(StatusCode::NOT_FOUND, m),
     };
     let store = state.engine.store();
     match service::operate_many(

@@ -154,11 +154,7 @@ impl Backend {
                 base,
                 token,
             } => {
-                let (verb, reason) = match action {
-                    OperatorAction::Retry { reason } => ("retry", reason),
-                    OperatorAction::Resolve { reason } => ("resolve", reason),
-                    OperatorAction::Cancel { reason } => ("cancel", reason),
-                };
+                let (verb, reason) = (action.verb(), action.reason().to_owned());
                 let r = client
                     .post(format!("{base}/admin/v1/instances/{id}/{verb}"))
                     .bearer_auth(token)
@@ -289,11 +285,7 @@ impl Backend {
                 base,
                 token,
             } => {
-                let (verb, reason) = match action {
-                    OperatorAction::Retry { reason } => ("retry", reason),
-                    OperatorAction::Resolve { reason } => ("resolve", reason),
-                    OperatorAction::Cancel { reason } => ("cancel", reason),
-                };
+                let (verb, reason) = (action.verb(), action.reason().to_owned());
                 let r = client
                     .post(format!("{base}/admin/v1/bulk/{verb}"))
                     .bearer_auth(token)

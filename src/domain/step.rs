@@ -64,6 +64,33 @@ pub enum OperatorAction {
     Cancel { reason: String },
 }
 
+impl OperatorAction {
+    /// The action's name on every surface (CLI command, admin API path).
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Self::Retry { .. } => "retry",
+            Self::Resolve { .. } => "resolve",
+            Self::Cancel { .. } => "cancel",
+        }
+    }
+
+    pub fn reason(&self) -> &str {
+        match self {
+            Self::Retry { reason } | Self::Resolve { reason } | Self::Cancel { reason } => reason,
+        }
+    }
+
+    /// The action named `verb`, or an error that lists the names.
+    pub fn from_verb(verb: &str, reason: String) -> Result<Self, String> {
+        match verb {
+            "retry" => Ok(Self::Retry { reason }),
+            "resolve" => Ok(Self::Resolve { reason }),
+            "cancel" => Ok(Self::Cancel { reason }),
+            other => Err(format!("no action `{other}` (retry, resolve, cancel)")),
+        }
+    }
+}
+
 /// How long to wait between attempts. The real policy wraps the `backoff` crate (with jitter);
 /// tests pass a deterministic one.
 pub trait RetryPolicy: Send + Sync {

@@ -536,3 +536,14 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn operator_verbs_round_trip_and_unknown_ones_are_named() {
+    for verb in ["retry", "resolve", "cancel"] {
+        let action = OperatorAction::from_verb(verb, "why".into()).expect("known verb");
+        assert_eq!((action.verb(), action.reason()), (verb, "why"));
+    }
+    assert!(OperatorAction::from_verb("delete", "x".into())
+        .unwrap_err()
+        .contains("delete"));
+}

@@ -31,7 +31,7 @@ pub async fn apply(
         let t = step(&wf, Input::Operator(action.clone()), clock.now(), policy).map_err(|e| {
             Error::Refused(format!(
                 "cannot {} {id}: it is {} ({})",
-                verb(&action),
+                action.verb(),
                 wf.state,
                 e.why
             ))
@@ -43,12 +43,4 @@ pub async fn apply(
         }
     }
     Err(last.map_or_else(|| Error::Refused("gave up".into()), Error::Storage))
-}
-
-fn verb(action: &OperatorAction) -> &'static str {
-    match action {
-        OperatorAction::Retry { .. } => "retry",
-        OperatorAction::Resolve { .. } => "resolve",
-        OperatorAction::Cancel { .. } => "cancel",
-    }
 }
