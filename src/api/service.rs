@@ -111,16 +111,8 @@ pub async fn submit(
 
 /// Every instance the filter selects; unreadable ones are counted, not fatal.
 pub fn list(store: &Store, filter: &Filter) -> Result<(Vec<Workflow>, usize), storage::Error> {
-    let mut out = Vec::new();
-    let mut unreadable = 0;
-    for item in store.list(filter) {
-        match item {
-            Ok(wf) => out.push(wf),
-            Err(storage::Error::Corrupt { .. }) => unreadable += 1,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok((out, unreadable))
+    let page = list_page(store, filter, None, None)?;
+    Ok((page.instances, page.unreadable))
 }
 
 /// One page of a listing.

@@ -258,12 +258,11 @@ impl Engine {
             // sees it) can let the next instance start; polling the store would find nothing.
             let sleep_ms = if permits.available_permits() == 0 {
                 IDLE_POLL_MS_MAX
-            } else if started == 0 && shared.store.next_wake()?.is_some_and(|at| at <= now) {
-                // Everything due is blocked (behind an older change to its salary, or its
-                // integration at its limit); what unblocks it wakes us. Poll gently meanwhile.
-                BLOCKED_POLL_MS
             } else {
                 match shared.store.next_wake()? {
+                    // Everything due is blocked (behind an older change to its salary, or its
+                    // integration at its limit); what unblocks it wakes us. Poll gently meanwhile.
+                    Some(at) if started == 0 && at <= now => BLOCKED_POLL_MS,
                     Some(at) => (at - shared.clock.now())
                         .num_milliseconds()
                         .clamp(1, IDLE_POLL_MS_MAX as i64) as u64,
