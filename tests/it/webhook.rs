@@ -224,5 +224,24 @@ async fn every_webhook_answer_and_signature_edge_case() {
         "refusals are logged"
     );
     assert!(!log.contains(SECRET), "the webhook secret reached the log");
+    // `--log-format json`: one JSON object per line; transitions carry their fields.
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"))
+        })
+        .collect();
+    assert!(lines.iter().all(|l| l["level"].is_string()));
+    let transition = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "transition")
+        .unwrap_or_else(|| panic!("no transition logged"));
+    for field in ["workflow_id", "integration", "salary", "state", "event"] {
+        assert!(
+            transition["fields"][field].is_string(),
+            "transition log lacks {field}: {transition}"
+        );
+    }
     sim.shutdown().await;
 }
