@@ -131,6 +131,15 @@ impl DaemonProcess {
 
     /// `spawn` with extra global arguments (e.g. `--log-format json`).
     pub fn spawn_with(setup: &Setup, log_name: &str, args: &[&str]) -> Self {
+        Self::spawn_full(setup, log_name, args, &[])
+    }
+
+    /// `spawn` with more environment variables (other integrations' credentials).
+    pub fn spawn_env(setup: &Setup, log_name: &str, env: &[(&str, &str)]) -> Self {
+        Self::spawn_full(setup, log_name, &[], env)
+    }
+
+    fn spawn_full(setup: &Setup, log_name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let seed = Seed::demo();
         let log = setup.dir.path().join(log_name);
         let file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("log file: {e}"));
@@ -141,6 +150,7 @@ impl DaemonProcess {
             .arg("run")
             .env(CONSUMER_ENV, &seed.consumer_token)
             .env(EMPLOYEE_ENV, &seed.employee_token)
+            .envs(env.iter().copied())
             .env("SALARY_SYNC_LOG", "info")
             .stdout(Stdio::null())
             .stderr(file)
