@@ -1,5 +1,6 @@
 //! The integration tests: one binary, real processes, real HTTP on loopback, real sled stores.
 
+mod bounds;
 mod cli;
 mod crash;
 mod e2e;
