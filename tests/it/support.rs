@@ -31,8 +31,36 @@ pub fn setup(base_url: &str, retry_initial_ms: u64) -> Setup {
     setup_with(base_url, retry_initial_ms, "")
 }
 
-/// `setup` with more TOML appended before the integrations (e.g. a `[webhook]` table).
+/// `setup` with more TOML appended before the integrations (e.g. a `[webhook]` table, or
+/// other integrations, which the caller enables).
 pub fn setup_with(base_url: &str, retry_initial_ms: u64, extra: &str) -> Setup {
+    let retry = RetryToml {
+        attempts_max: 10,
+        initial_delay_ms: retry_initial_ms,
+        delay_ms_max: 1000,
+        auth_wait_ms: 2000,
+    };
+    let setup = setup_config(&retry, &format!("{extra}\n\n{}", tripletex_table(base_url)));
+    enable(&setup.config, INTEGRATION);
+    setup
+}
+
+/// The Tripletex integration `INTEGRATION` at `base_url`, tokens from the environment.
+fn tripletex_table(base_url: &str) -> String {
+    format!(
+        r#"[[integration]]
+id = "{INTEGRATION}"
+system = "tripletex"
+base_url = "{base_url}"
+consumer_token = {{ env = "{CONSUMER_ENV}" }}
+employee_token = {{ env = "{EMPLOYEE_ENV}" }}
+"#
+    )
+}
+
+/// A store directory and a config file: the daemon settings every test shares, `retry`, then
+/// `tables` (integrations and any other tables). Nothing is enabled yet.
+pub fn setup_config(retry: &RetryToml, tables: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
     let store = dir.path().join("store");
     let config = dir.path().join("salary-sync.toml");
@@ -43,37 +71,21 @@ workers = 8
 shutdown_grace_ms = 3000
 
 [retry]
-attempts_max = 10
-initial_delay_ms = {retry_initial_ms}
-delay_ms_max = 1000
-auth_wait_ms = 2000
+attempts_max = {attempts}
+initial_delay_ms = {initial}
+delay_ms_max = {max}
+auth_wait_ms = {auth}
 
-{extra}
-
-[[integration]]
-id = "{INTEGRATION}"
-system = "tripletex"
-base_url = "{base_url}"
-consumer_token = {{ env = "{CONSUMER_ENV}" }}
-employee_token = {{ env = "{EMPLOYEE_ENV}" }}
+{tables}
 "#,
-        store = store.display()
+        store = store.display(),
+        attempts = retry.attempts_max,
+        initial = retry.initial_delay_ms,
+        max = retry.delay_ms_max,
+        auth = retry.auth_wait_ms,
     );
     std::fs::write(&config, text).unwrap_or_else(|e| panic!("write config: {e}"));
-    let setup = Setup { dir, config, store };
-    // Salary sync is off until enabled; activate it before every test event's time.
-    let (code, out, err) = cli(
-        &setup,
-        &[
-            "integrations",
-            "enable",
-            INTEGRATION,
-            "--from",
-            ACTIVATED_AT,
-        ],
-    );
-    assert_eq!(code, 0, "enable: {out}{err}");
-    setup
+    Setup { dir, config, store }
 }
 
 /// Salary sync is off until enabled: activate `integration` before every test event's time
@@ -332,18 +344,8 @@ pub struct RetryToml {
 
 /// `setup` with its own `[retry]` table.
 pub fn setup_with_retry(base_url: &str, retry: RetryToml) -> Setup {
-    let setup = setup(base_url, retry.initial_delay_ms);
-    let text = std::fs::read_to_string(&setup.config).unwrap_or_else(|e| panic!("config: {e}"));
-    let start = text
-        .find("[retry]")
-        .unwrap_or_else(|| panic!("no [retry] in {text}"));
-    let end = text[start..].find("\n\n").map_or(text.len(), |i| start + i);
-    let table = format!(
-        "[retry]\nattempts_max = {}\ninitial_delay_ms = {}\ndelay_ms_max = {}\nauth_wait_ms = {}",
-        retry.attempts_max, retry.initial_delay_ms, retry.delay_ms_max, retry.auth_wait_ms
-    );
-    let text = format!("{}{table}{}", &text[..start], &text[end..]);
-    std::fs::write(&setup.config, text).unwrap_or_else(|e| panic!("write config: {e}"));
+    let setup = setup_config(&retry, &tripletex_table(base_url));
+    enable(&setup.config, INTEGRATION);
     setup
 }
 

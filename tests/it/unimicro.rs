@@ -3,13 +3,13 @@
 //! employment; an outage retried to sent), each change in payroll exactly once, and kill -9
 //! between a payroll write and its commit leaving no duplicate after restart.
 
-use crate::support::{event, state_of, Admin, DaemonProcess};
+use crate::support::{
+    enable, event, setup_config, state_of, Admin, DaemonProcess, RetryToml, Setup,
+};
 use rust_decimal::Decimal;
 use salary_sync::domain::{FailureCode, State};
 use salary_sync::simulators::unimicro::{self as sim, Control, Fault, FaultKind, Seed};
 use serde_json::{json, Value};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const INTEGRATION: &str = "acme-unimicro";
@@ -17,30 +17,16 @@ const CLIENT_ID_ENV: &str = "IT_UNIMICRO_CLIENT_ID";
 const CLIENT_SECRET_ENV: &str = "IT_UNIMICRO_CLIENT_SECRET";
 const SAVES: &str = "/api/biz/employments";
 
-struct Setup {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-    store: PathBuf,
-}
-
 /// A store and a config file with one Unimicro integration pointing at the simulator.
 fn setup(control: &Control, retry_initial_ms: u64) -> Setup {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    let store = dir.path().join("store");
-    let config = dir.path().join("salary-sync.toml");
-    let text = format!(
-        r#"store = "{store}"
-admin_listen = "127.0.0.1:0"
-workers = 8
-shutdown_grace_ms = 3000
-
-[retry]
-attempts_max = 10
-initial_delay_ms = {retry_initial_ms}
-delay_ms_max = 1000
-auth_wait_ms = 2000
-
-[[integration]]
+    let retry = RetryToml {
+        attempts_max: 10,
+        initial_delay_ms: retry_initial_ms,
+        delay_ms_max: 1000,
+        auth_wait_ms: 2000,
+    };
+    let tables = format!(
+        r#"[[integration]]
 id = "{INTEGRATION}"
 system = "unimicro"
 base_url = "{base}"
@@ -49,32 +35,25 @@ company_key = "{key}"
 client_id = {{ env = "{CLIENT_ID_ENV}" }}
 client_secret = {{ env = "{CLIENT_SECRET_ENV}" }}
 "#,
-        store = store.display(),
         base = control.base_url(),
         token = control.token_url(),
         key = Seed::demo().company_key,
     );
-    std::fs::write(&config, text).unwrap_or_else(|e| panic!("write config: {e}"));
-    crate::support::enable(&config, INTEGRATION);
-    Setup { dir, config, store }
+    let setup = setup_config(&retry, &tables);
+    enable(&setup.config, INTEGRATION);
+    setup
 }
 
 fn spawn(setup: &Setup, log_name: &str) -> DaemonProcess {
     let seed = Seed::demo();
-    let log = setup.dir.path().join(log_name);
-    let file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("log file: {e}"));
-    let child = Command::new(crate::support::bin())
-        .arg("--config")
-        .arg(&setup.config)
-        .arg("run")
-        .env(CLIENT_ID_ENV, &seed.client_id)
-        .env(CLIENT_SECRET_ENV, &seed.client_secret)
-        .env("SALARY_SYNC_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(file)
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn daemon: {e}"));
-    DaemonProcess { child, log }
+    DaemonProcess::spawn_env(
+        setup,
+        log_name,
+        &[
+            (CLIENT_ID_ENV, seed.client_id.as_str()),
+            (CLIENT_SECRET_ENV, seed.client_secret.as_str()),
+        ],
+    )
 }
 
 /// `support::event`, addressed to the Unimicro integration.

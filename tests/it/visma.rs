@@ -2,42 +2,26 @@
 //! simulator: every terminal state (a delete ends `sent`, Visma carries it out), each change
 //! in payroll exactly once, and a kill -9 while a Visma job is being polled.
 
-use crate::support::{bin, state_of, Admin, DaemonProcess};
+use crate::support::{enable, setup_config, state_of, Admin, DaemonProcess, RetryToml, Setup};
 use rust_decimal::Decimal;
 use salary_sync::domain::{FailureCode, State};
 use salary_sync::simulators::visma::{self as sim, guid, Fault, FaultKind, Seed};
 use serde_json::{json, Value};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const INTEGRATION: &str = "acme-visma";
 const CLIENT_ID_ENV: &str = "IT_VISMA_CLIENT_ID";
 const CLIENT_SECRET_ENV: &str = "IT_VISMA_CLIENT_SECRET";
 
-struct Setup {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-    store: PathBuf,
-}
-
 fn setup(control: &sim::Control) -> Setup {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    let store = dir.path().join("store");
-    let config = dir.path().join("salary-sync.toml");
-    let text = format!(
-        r#"store = "{store}"
-admin_listen = "127.0.0.1:0"
-workers = 8
-shutdown_grace_ms = 3000
-
-[retry]
-attempts_max = 40
-initial_delay_ms = 50
-delay_ms_max = 400
-auth_wait_ms = 2000
-
-[[integration]]
+    let retry = RetryToml {
+        attempts_max: 40,
+        initial_delay_ms: 50,
+        delay_ms_max: 400,
+        auth_wait_ms: 2000,
+    };
+    let tables = format!(
+        r#"[[integration]]
 id = "{INTEGRATION}"
 system = "visma-payroll"
 base_url = "{base}"
@@ -50,32 +34,25 @@ currency = "NOK"
 [integration.api]
 page_size = 50
 "#,
-        store = store.display(),
         base = control.base_url(),
         token = control.token_url(),
         tenant = Seed::demo().tenant_id,
     );
-    std::fs::write(&config, text).unwrap_or_else(|e| panic!("write config: {e}"));
-    crate::support::enable(&config, INTEGRATION);
-    Setup { dir, config, store }
+    let setup = setup_config(&retry, &tables);
+    enable(&setup.config, INTEGRATION);
+    setup
 }
 
 fn spawn(setup: &Setup, log_name: &str) -> DaemonProcess {
     let seed = Seed::demo();
-    let log = setup.dir.path().join(log_name);
-    let file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("log file: {e}"));
-    let child = Command::new(bin())
-        .arg("--config")
-        .arg(&setup.config)
-        .arg("run")
-        .env(CLIENT_ID_ENV, &seed.client_id)
-        .env(CLIENT_SECRET_ENV, &seed.client_secret)
-        .env("SALARY_SYNC_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(file)
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn daemon: {e}"));
-    DaemonProcess { child, log }
+    DaemonProcess::spawn_env(
+        setup,
+        log_name,
+        &[
+            (CLIENT_ID_ENV, seed.client_id.as_str()),
+            (CLIENT_SECRET_ENV, seed.client_secret.as_str()),
+        ],
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
