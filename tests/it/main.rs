@@ -4,6 +4,7 @@ mod cli;
 mod crash;
 mod e2e;
 mod faults;
+mod lifecycle;
 mod rate_limit;
 mod support;
 mod unimicro;
