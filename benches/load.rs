@@ -225,6 +225,7 @@ async fn one_run(n: usize, workers: usize, latency_ms: u64) -> Result<RunReport>
         },
         webhook: None,
         retention: None,
+        retention_sweep_every: daemon::RETENTION_SWEEP_EVERY,
     };
     let changes: Vec<SalaryChange> = (1..=n).map(change).collect::<Result<_>>()?;
     let rss_reset = reset_peak_rss();

@@ -24,9 +24,16 @@ pub struct Config {
     #[serde(default = "default_grace_ms")]
     pub shutdown_grace_ms: u64,
     /// Terminal instances (and their history and error-log lines) older than this many days
-    /// are pruned hourly; salaries are personal data. Unset: keep everything.
+    /// are pruned by the retention sweep; salaries are personal data. Unset: keep everything.
     #[serde(default)]
     pub retention_days: Option<u64>,
+    /// The same as an age (`90d`, `12h`, `30m`, `45s`, as `prune --older-than` takes);
+    /// exclusive with `retention_days`.
+    #[serde(default)]
+    pub retention: Option<String>,
+    /// How often the retention sweep runs (default `1h`; the first sweep runs at start).
+    #[serde(default)]
+    pub retention_sweep_every: Option<String>,
     #[serde(default)]
     pub retry: RetrySettings,
     /// The signed webhook; without this table the daemon takes changes only through the CLI.
@@ -229,6 +236,22 @@ impl Config {
         if self.retention_days.is_some_and(|d| d == 0 || d > 36_500) {
             return Err("retention_days must be between 1 and 36500".into());
         }
+        if self.retention_days.is_some() && self.retention.is_some() {
+            return Err("retention and retention_days are the same setting: keep one".into());
+        }
+        if let Some(age) = &self.retention {
+            let age = crate::api::service::parse_age(age).map_err(|e| format!("retention: {e}"))?;
+            if age.is_zero() || age > Duration::from_secs(36_500 * 86_400) {
+                return Err("retention must be between 1s and 36500d".into());
+            }
+        }
+        if let Some(every) = &self.retention_sweep_every {
+            let every = crate::api::service::parse_age(every)
+                .map_err(|e| format!("retention_sweep_every: {e}"))?;
+            if every.is_zero() || every > Duration::from_secs(7 * 86_400) {
+                return Err("retention_sweep_every must be between 1s and 7d".into());
+            }
+        }
         if let Some(w) = &self.webhook {
             if !(1..=3600).contains(&w.replay_window_s) {
                 return Err("webhook.replay_window_s must be between 1 and 3600".into());
@@ -317,6 +340,24 @@ impl Config {
         Ok(())
     }
 
+    /// How old a terminal instance gets before the retention sweep removes it (`retention` or
+    /// `retention_days`); `None`: kept forever. Call after `parse`, which checked the values.
+    pub fn retention(&self) -> Option<Duration> {
+        match (&self.retention, self.retention_days) {
+            (Some(age), _) => crate::api::service::parse_age(age).ok(),
+            (None, Some(days)) => Some(Duration::from_secs(days.saturating_mul(86_400))),
+            (None, None) => None,
+        }
+    }
+
+    /// How often the retention sweep runs.
+    pub fn retention_sweep_every(&self) -> Duration {
+        self.retention_sweep_every
+            .as_deref()
+            .and_then(|s| crate::api::service::parse_age(s).ok())
+            .unwrap_or(Duration::from_secs(3600))
+    }
+
     pub fn engine_settings(&self) -> EngineSettings {
         EngineSettings {
             workers: self.workers,
@@ -356,6 +397,37 @@ employee_token = { file = "/etc/salary-sync/acme-employee" }
         assert_eq!(c.integrations.len(), 1);
         assert_eq!(c.admin_listen.to_string(), "127.0.0.1:7171");
         assert_eq!(c.retry, RetrySettings::default());
+    }
+
+    #[test]
+    fn retention_is_days_or_an_age_and_the_sweep_interval_is_settable() {
+        let with = |extra: &str| {
+            Config::parse(&GOOD.replace(
+                "store = \"/tmp/s\"",
+                &format!("store = \"/tmp/s\"\n{extra}"),
+            ))
+        };
+        let c = with("").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.retention(), None);
+        assert_eq!(c.retention_sweep_every(), Duration::from_secs(3600));
+        let days = with("retention_days = 90").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(days.retention(), Some(Duration::from_secs(90 * 86_400)));
+        let age = with("retention = \"12h\"\nretention_sweep_every = \"5m\"")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(age.retention(), Some(Duration::from_secs(12 * 3600)));
+        assert_eq!(age.retention_sweep_every(), Duration::from_secs(300));
+        for (bad, key) in [
+            ("retention = \"soon\"", "retention"),
+            ("retention = \"0s\"", "retention"),
+            ("retention = \"1d\"\nretention_days = 1", "retention_days"),
+            ("retention_sweep_every = \"0m\"", "retention_sweep_every"),
+            ("retention_sweep_every = \"x\"", "retention_sweep_every"),
+        ] {
+            let e = with(bad)
+                .err()
+                .unwrap_or_else(|| panic!("{bad} was accepted"));
+            assert!(e.contains(key), "{bad}: {e}");
+        }
     }
 
     #[test]

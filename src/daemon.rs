@@ -38,12 +38,14 @@ pub struct DaemonSettings {
     pub admin_listen: SocketAddr,
     pub engine: EngineSettings,
     pub webhook: Option<WebhookSettings>,
-    /// Prune terminal instances older than this, hourly.
+    /// Prune terminal instances older than this, every `retention_sweep_every`.
     pub retention: Option<std::time::Duration>,
+    /// How often the retention sweep runs (the first sweep runs at start).
+    pub retention_sweep_every: std::time::Duration,
 }
 
-/// How often the retention sweep runs.
-const RETENTION_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+/// The retention sweep's interval when nothing else is configured.
+pub const RETENTION_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// The signed webhook's listener and secret.
 pub struct WebhookSettings {
@@ -60,6 +62,9 @@ pub struct RunningDaemon {
     pub engine: Engine,
     store_path: PathBuf,
     stop: watch::Sender<bool>,
+    /// Closes the listeners; sent only after the engine has drained, so intake keeps answering
+    /// 503 (rather than refusing connections) during the grace period.
+    close: watch::Sender<bool>,
     engine_task: JoinHandle<Result<(), storage::Error>>,
     admin_task: JoinHandle<std::io::Result<()>>,
     webhook_task: Option<JoinHandle<std::io::Result<()>>>,
@@ -76,6 +81,7 @@ pub async fn start(
     })?;
     let store = Arc::new(Store::open(&settings.store)?);
     let (stop, stop_rx) = watch::channel(false);
+    let (close, close_rx) = watch::channel(false);
     let integrations: HashSet<IntegrationId> = connectors.keys().cloned().collect();
     let engine = Engine::new(
         Arc::clone(&store),
@@ -118,11 +124,11 @@ pub async fn start(
                 body_len_max: w.body_len_max,
                 stopping: stop_rx.clone(),
             });
-            let mut webhook_stop = stop_rx.clone();
+            let mut webhook_close = close_rx.clone();
             let task = tokio::spawn(async move {
                 axum::serve(listener, router)
                     .with_graceful_shutdown(async move {
-                        let _ = webhook_stop.wait_for(|stopping| *stopping).await;
+                        let _ = webhook_close.wait_for(|closing| *closing).await;
                     })
                     .await
             });
@@ -149,14 +155,17 @@ pub async fn start(
         token: token.into(),
     };
     let router = admin::router(state);
-    let mut admin_stop = stop_rx.clone();
+    let mut admin_close = close_rx;
     let admin_task = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(async move {
-                let _ = admin_stop.wait_for(|stopping| *stopping).await;
+                let _ = admin_close.wait_for(|closing| *closing).await;
             })
             .await
     });
+    let sweep_every = settings
+        .retention_sweep_every
+        .max(std::time::Duration::from_secs(1));
     let retention_task = settings.retention.map(|age| {
         let store = Arc::clone(engine.store());
         let clock = Arc::clone(&clock);
@@ -169,10 +178,12 @@ pub async fn start(
                         error_log_lines = p.error_log_lines,
                         "retention sweep"
                     ),
-                    Err(e) => error!(error = %e, "retention sweep failed; trying again next hour"),
+                    Err(e) => {
+                        error!(error = %e, "retention sweep failed; trying again at the next sweep")
+                    }
                 }
                 tokio::select! {
-                    _ = tokio::time::sleep(RETENTION_SWEEP_EVERY) => {}
+                    _ = tokio::time::sleep(sweep_every) => {}
                     _ = stop.wait_for(|stopping| *stopping) => return,
                 }
             }
@@ -189,6 +200,7 @@ pub async fn start(
         engine,
         store_path: settings.store,
         stop,
+        close,
         engine_task,
         admin_task,
     })
@@ -197,12 +209,19 @@ pub async fn start(
 impl RunningDaemon {
     /// Stops intake and the engine, waits for both (in-flight steps get the grace period),
     /// removes the discovery file. Every committed write is already durable.
+    ///
+    /// Order: the stop signal first (the webhook answers 503 from then on, the engine starts
+    /// nothing new), then the engine drains within the grace period, and only then do the
+    /// webhook and admin listeners close. A sender that posts during the grace period hears
+    /// "shutting down, send again" rather than a refused connection.
     pub async fn stop(self) -> Result<(), Error> {
         let _ = self.stop.send(true);
         let engine = self
             .engine_task
             .await
-            .map_err(|e| Error::Task(e.to_string()))?;
+            .map_err(|e| Error::Task(e.to_string()));
+        let _ = self.close.send(true);
+        let engine = engine?;
         let admin = self
             .admin_task
             .await
@@ -265,7 +284,9 @@ pub fn connectors_from_config(
                     company: company.clone(),
                     session_days: 1,
                 };
-                Arc::new(TripletexConnector::new(config, http.clone()))
+                Arc::new(
+                    TripletexConnector::new(config, http.clone()).with_integration(id.as_str()),
+                )
             }
             IntegrationConfig::Unimicro {
                 base_url,

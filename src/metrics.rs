@@ -23,6 +23,8 @@ struct Registry {
     /// (metric name, labels) -> value
     counters: BTreeMap<(&'static str, Labels), u64>,
     step_seconds: BTreeMap<Labels, Histogram>,
+    /// integration -> requests its rate budget lets go now
+    rate_budget_remaining: BTreeMap<String, u32>,
 }
 
 fn registry() -> &'static Mutex<Registry> {
@@ -68,6 +70,24 @@ pub fn transition(integration: &str, to: &str, event: &str) {
             1,
         );
     }
+}
+
+/// What an integration's request-rate budget (learned from the payroll system's
+/// `X-Rate-Limit-*` headers) lets go now.
+pub fn rate_budget_remaining(integration: &str, remaining: u32) {
+    if let Ok(mut r) = registry().lock() {
+        r.rate_budget_remaining
+            .insert(integration.to_owned(), remaining);
+    }
+}
+
+/// A request found its integration's rate budget spent and had to wait for the reset.
+pub fn rate_budget_wait(integration: &str) {
+    add(
+        "salary_sync_rate_budget_waits_total",
+        vec![("integration", integration.to_owned())],
+        1,
+    );
 }
 
 /// How long one workflow step (connector calls included) took.
@@ -159,6 +179,17 @@ pub fn render(gauges: &Gauges) -> String {
     let Ok(r) = registry().lock() else {
         return out;
     };
+    if !r.rate_budget_remaining.is_empty() {
+        let _ = writeln!(out, "# HELP salary_sync_rate_budget_remaining Requests the integration's rate budget (from X-Rate-Limit-* headers) lets go now.");
+        let _ = writeln!(out, "# TYPE salary_sync_rate_budget_remaining gauge");
+        for (integration, n) in &r.rate_budget_remaining {
+            let _ = writeln!(
+                out,
+                "salary_sync_rate_budget_remaining{{integration=\"{}\"}} {n}",
+                escape(integration)
+            );
+        }
+    }
     let mut last = "";
     for ((name, labels), value) in &r.counters {
         if *name != last {
@@ -201,6 +232,8 @@ mod tests {
         payroll_answer("unit-test-system", 503);
         transition("unit-test-int", "pending", "retry-scheduled");
         step_duration("unit-test-int", "pending", 0.02);
+        rate_budget_remaining("unit-test-int", 7);
+        rate_budget_wait("unit-test-int");
         let text = render(&Gauges {
             instances: vec![("unit-test-int".into(), "sent".into(), 3)],
             ready: true,
@@ -217,5 +250,13 @@ mod tests {
         assert!(text.contains("salary_sync_step_seconds_bucket{integration=\"unit-test-int\",state=\"pending\",le=\"0.025\"} 1"), "{text}");
         assert!(text.contains("salary_sync_step_seconds_bucket{integration=\"unit-test-int\",state=\"pending\",le=\"0.01\"} 0"), "{text}");
         assert!(text.contains("salary_sync_ready 1"));
+        assert!(
+            text.contains("salary_sync_rate_budget_remaining{integration=\"unit-test-int\"} 7"),
+            "{text}"
+        );
+        assert!(
+            text.contains("salary_sync_rate_budget_waits_total{integration=\"unit-test-int\"} 1"),
+            "{text}"
+        );
     }
 }

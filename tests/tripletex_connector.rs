@@ -647,6 +647,21 @@ async fn rate_limits_and_outages_are_transient() -> TestResult {
         wait >= chrono::Duration::seconds(6) && wait <= chrono::Duration::seconds(9),
         "{wait}"
     );
+    // The 429 said the period's budget is spent for 7 s: the connector's rate budget does not
+    // send the next request at all (Tripletex would answer 429 again), and says until when.
+    let requests = sim.request_count();
+    let err = c.match_position(&kari_change).await.err().ok_or("sent")?;
+    let Error::Paced { until } = err else {
+        return Err(format!("expected Paced, got {err:?}").into());
+    };
+    let wait = until - before;
+    assert!(
+        wait >= chrono::Duration::seconds(5) && wait <= chrono::Duration::seconds(9),
+        "{wait}"
+    );
+    assert_eq!(sim.request_count(), requests, "nothing was sent");
+    // A fresh connector (a budget that has seen nothing) for the rest.
+    let c = connector(&sim);
 
     sim.arm(Fault::new(FaultKind::RateLimited { reset_s: None }, 1).path_prefix("/employee"));
     let f = c

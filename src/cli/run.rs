@@ -28,9 +28,8 @@ pub async fn run(config_path: &Path) -> Result<()> {
         admin_listen: config.admin_listen,
         engine: config.engine_settings(),
         webhook,
-        retention: config
-            .retention_days
-            .map(|d| std::time::Duration::from_secs(d * 86_400)),
+        retention: config.retention(),
+        retention_sweep_every: config.retention_sweep_every(),
     };
     let running = daemon::start(settings, connectors, Arc::new(SystemClock))
         .await

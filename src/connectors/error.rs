@@ -32,6 +32,13 @@ pub enum Error {
     /// An answer we could not understand (bad JSON, missing field).
     #[error("unexpected answer from the payroll system: {0}")]
     Unexpected(String),
+
+    /// The integration's request-rate budget (learned from the payroll system's
+    /// `X-Rate-Limit-*` headers) is spent until `until`, so the request was not sent. Not a
+    /// failure: the engine gives the worker up, commits nothing, and runs the step again after
+    /// the reset. Every step is safe to repeat, so a step cut short this way costs nothing.
+    #[error("the request-rate budget is spent until {until}; the request was not sent")]
+    Paced { until: DateTime<Utc> },
 }
 
 /// An error answer, with everything the vendor told us.
@@ -76,6 +83,16 @@ impl Error {
                 FailureCode::UnexpectedAnswer,
                 format!("unexpected answer from the payroll system: {m}"),
             ),
+            Self::Paced { until } => Failure {
+                retry_not_before: Some(*until),
+                ..Failure::transient(
+                    FailureCode::RateLimited,
+                    format!(
+                        "the integration's request-rate budget is spent until {until}; the \
+                         request was not sent"
+                    ),
+                )
+            },
         }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod http;
+pub mod rate_budget;
 pub mod tripletex;
 pub mod unimicro;
 pub mod visma;
@@ -75,6 +76,14 @@ pub trait Connector: Send + Sync {
     /// True when a delete only clears the record's values and the record stays (Tripletex:
     /// it ends in `manual-delete-required`). Used when an interrupted delete is adopted.
     fn delete_keeps_record(&self) -> bool {
+        false
+    }
+
+    /// True while the integration's request-rate budget is spent (Tripletex: learned from its
+    /// `X-Rate-Limit-*` headers). The engine starts no step of this integration meanwhile, and
+    /// a worker gives its instance up before the next step, so the wait holds no worker that
+    /// another integration could use. Systems without a budget are never paced.
+    fn paced(&self) -> bool {
         false
     }
 

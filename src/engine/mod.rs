@@ -204,8 +204,16 @@ impl Engine {
                 if head.is_some() && head != Some(id) {
                     continue; // waits behind an older change to the same salary
                 }
-                // One integration at its limit must not stop the others: skip, scan on.
+                // One integration at its limit, or with its request-rate budget spent, must not
+                // stop the others: skip, scan on.
                 let integration = &wf.change.integration_id;
+                if shared
+                    .connectors
+                    .get(integration)
+                    .is_some_and(|c| c.paced())
+                {
+                    continue;
+                }
                 let limit = self
                     .settings
                     .per_integration

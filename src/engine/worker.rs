@@ -21,6 +21,15 @@ pub(super) async fn drive(shared: &Shared, mut wf: Workflow) -> Result<Workflow,
         if wf.wake_at.is_some_and(|at| at > shared.clock.now()) {
             return Ok(wf);
         }
+        // The integration's rate budget is spent: give the worker up; the instance stays due
+        // and the scheduler starts it again after the reset.
+        if shared
+            .connectors
+            .get(&wf.change.integration_id)
+            .is_some_and(|c| c.paced())
+        {
+            return Ok(wf);
+        }
         let started = std::time::Instant::now();
         let result = one_step(shared, &wf).await;
         crate::metrics::step_duration(
@@ -67,8 +76,24 @@ async fn one_step(shared: &Shared, wf: &Workflow) -> Result<Workflow, storage::E
         State::OverlapChecked => return write(shared, connector, wf).await,
         State::Sent | State::Failed | State::ManualDeleteRequired => return Ok(wf.clone()),
     };
-    let input = input.unwrap_or_else(|e| Input::StepFailed(e.failure()));
+    let input = match input {
+        Ok(input) => input,
+        Err(e) => match failed(&e) {
+            Some(input) => input,
+            None => return Ok(wf.clone()),
+        },
+    };
     commit(shared, wf, input).await
+}
+
+/// The input a connector error makes, or `None` when the integration's request-rate budget
+/// deferred the call (`Error::Paced`): then nothing is committed, no attempt is spent, and the
+/// step runs again after the reset (every step is safe to repeat).
+fn failed(e: &crate::connectors::Error) -> Option<Input> {
+    match e {
+        crate::connectors::Error::Paced { .. } => None,
+        e => Some(Input::StepFailed(e.failure())),
+    }
 }
 
 async fn check_overlap(
@@ -127,7 +152,10 @@ async fn write(
                     FailureCode::JobRunning,
                     format!("payroll job {job} is still running"),
                 )),
-                Err(e) => Input::StepFailed(e.failure()),
+                Err(e) => match failed(&e) {
+                    Some(input) => input,
+                    None => return Ok(wf.clone()),
+                },
             };
             return commit(shared, wf, input).await;
         }
@@ -149,7 +177,10 @@ async fn write(
                     return commit(shared, wf, Input::Written(report)).await;
                 }
                 Ok(None) => {}
-                Err(e) => return commit(shared, wf, Input::StepFailed(e.failure())).await,
+                Err(e) => match failed(&e) {
+                    Some(input) => return commit(shared, wf, input).await,
+                    None => return Ok(wf.clone()),
+                },
             }
             match connector.find_job(change, &position).await {
                 Ok(Some(job)) => {
@@ -159,7 +190,10 @@ async fn write(
                 Ok(None) => {
                     debug!(workflow_id = %wf.id, "interrupted write left nothing in payroll; writing")
                 }
-                Err(e) => return commit(shared, wf, Input::StepFailed(e.failure())).await,
+                Err(e) => match failed(&e) {
+                    Some(input) => return commit(shared, wf, input).await,
+                    None => return Ok(wf.clone()),
+                },
             }
             wf.clone()
         }
@@ -184,7 +218,12 @@ async fn write(
     {
         Ok(WriteStart::Done(report)) => Input::Written(report),
         Ok(WriteStart::Job { job }) => Input::JobAccepted { job },
-        Err(e) => Input::StepFailed(e.failure()),
+        Err(e) => match failed(&e) {
+            Some(input) => input,
+            // The intent stays recorded: the next attempt looks for the record before
+            // writing, as after a crash.
+            None => return Ok(wf),
+        },
     };
     commit(shared, &wf, input).await
 }

@@ -5,6 +5,8 @@ mod cli;
 mod crash;
 mod e2e;
 mod faults;
+mod lifecycle;
+mod rate_limit;
 mod support;
 mod unimicro;
 mod visma;

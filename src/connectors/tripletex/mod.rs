@@ -15,6 +15,7 @@ pub use classify::{classify, Call};
 
 use self::wire::{DetailsRow, DetailsWrite, IdRef, List, Single};
 use super::http::{network_error, path_only, retry_not_before};
+use super::rate_budget::RateBudget;
 use super::{Connector, Error, OverlapCheck, PayrollSystem};
 use crate::domain::overlap::{first_conflict, ExistingRecord};
 use crate::domain::{
@@ -39,6 +40,10 @@ const PAGE_SIZE_DEFAULT: u32 = 1000;
 const PAGES_MAX: u32 = 1000;
 /// PUT attempts on one details row when its `version` keeps moving (409 / 8000).
 const PUT_ATTEMPTS_MAX: u32 = 2;
+/// A request that finds the rate budget spent waits (an async sleep) for the reset when it is at
+/// most this far away; a longer wait is handed back to the engine as `Error::Paced`, which frees
+/// the worker for other integrations and runs the step again after the reset.
+const PACE_SLEEP_MAX: std::time::Duration = std::time::Duration::from_secs(2);
 /// The media type the spec declares for request bodies.
 const JSON_UTF8: &str = "application/json; charset=utf-8";
 
@@ -95,6 +100,9 @@ pub struct TripletexConnector {
     currency: OnceCell<Currency>,
     page_size: u32,
     now: Now,
+    /// This integration's request-rate budget, learned from every answer's
+    /// `X-Rate-Limit-Limit/Remaining/Reset` and consulted before every request.
+    budget: RateBudget,
 }
 
 impl fmt::Debug for TripletexConnector {
@@ -279,7 +287,14 @@ impl TripletexConnector {
             currency: OnceCell::new(),
             page_size: PAGE_SIZE_DEFAULT,
             now: Arc::new(Utc::now),
+            budget: RateBudget::new("tripletex"),
         }
+    }
+
+    /// Names the integration in the rate-budget metrics (`salary_sync_rate_budget_*`).
+    pub fn with_integration(mut self, integration: &str) -> Self {
+        self.budget = RateBudget::new(integration);
+        self
     }
 
     /// Replaces the wall clock (used for session expiry and Retry-After instants).
@@ -389,8 +404,23 @@ impl TripletexConnector {
         }
     }
 
-    /// Sends once; transport failures become `Error::Network`.
+    /// Sends once, after the rate budget lets the request go; transport failures become
+    /// `Error::Network`, a budget spent for longer than `PACE_SLEEP_MAX` `Error::Paced`.
     async fn send(&self, request: &Request, token: Option<&Secret>) -> Result<Answer, Error> {
+        let ticket = match self.budget.acquire(PACE_SLEEP_MAX).await {
+            Ok(ticket) => ticket,
+            Err(at) => {
+                let wait = at.saturating_duration_since(std::time::Instant::now());
+                let now = (self.now)();
+                // The wait is at most a day (the budget caps Reset), so this never saturates.
+                let until = chrono::Duration::from_std(wait)
+                    .ok()
+                    .and_then(|d| now.checked_add_signed(d))
+                    .unwrap_or(now);
+                tracing::debug!(system = "tripletex", %until, "rate budget spent; step deferred");
+                return Err(Error::Paced { until });
+            }
+        };
         let url = format!("{}{}", self.base, request.path);
         let mut builder = self
             .client
@@ -415,6 +445,7 @@ impl TripletexConnector {
         let status = response.status().as_u16();
         crate::metrics::payroll_answer("tripletex", status);
         let headers = response.headers().clone();
+        ticket.settle(&headers);
         let body = response
             .bytes()
             .await
@@ -629,6 +660,10 @@ impl Connector for TripletexConnector {
 
     fn delete_keeps_record(&self) -> bool {
         true
+    }
+
+    fn paced(&self) -> bool {
+        self.budget.paced_until().is_some()
     }
 
     async fn match_position(&self, change: &SalaryChange) -> Result<Position, Error> {

@@ -29,6 +29,14 @@
 //! parameter), 22000 (invalid JSON), 429, 500/1000, 503/1000. Every answer has
 //! `x-tlx-request-id`; 2xx answers have `X-Rate-Limit-Limit/Remaining/Reset`.
 //!
+//! # Rate limit
+//! Every API request counts against a budget of [`Seed::rate_limit`] requests per
+//! [`Seed::rate_window_s`]-second period (fixed periods, back to back). `Remaining` is what is
+//! left after this request, `Reset` the seconds left in the period, rounded up. Once the budget
+//! is spent every request gets 429 (with `Remaining: 0` and `Reset`) until the period ends, as
+//! Tripletex documents. The default budget is too large to matter;
+//! [`Control::set_rate_limit`] tightens it.
+//!
 //! # Faults
 //! [`Control::set_latency`] adds a delay to every answer; [`Control::arm`] queues one-shot
 //! [`Fault`]s (500, 503, 429 with or without Reset, a slow body, a dropped connection, and for
@@ -43,7 +51,10 @@
 //! - `POST /_sim/expire-sessions`: every session token stops working (next call gets 401/3000).
 //! - `GET /_sim/details[?employmentId=N]`: stored rows as [`DetailsRow`] JSON (amounts as
 //!   decimal strings).
-//! - `GET /_sim/stats`: `{"writes","requests","sessions"}`.
+//! - `GET /_sim/stats`: `{"writes","requests","sessions","rate_limited"}` (`rate_limited`: 429s
+//!   answered because the rate limit was spent).
+//! - `GET /_sim/rate-limit`, `PUT /_sim/rate-limit` (body `{"limit": 8, "window_s": 1}`): the
+//!   rate limit; a PUT starts a fresh period.
 //!
 //! Architecture Invariant: the simulator's state lives in memory only and changes only through
 //! the API's writes, [`Control`]'s methods, or the control API; the `model` module holds the
@@ -177,6 +188,18 @@ impl Control {
     /// How many Tripletex API requests arrived (not counting `/_sim/`).
     pub fn request_count(&self) -> u64 {
         self.shared.requests.load(Ordering::Relaxed)
+    }
+
+    /// Sets the rate limit: `limit` requests per `window` (whole seconds, at least 1). The count
+    /// starts again in a fresh period now.
+    pub fn set_rate_limit(&self, limit: u32, window: Duration) {
+        *lock(&self.shared.rate) = server::RateWindow::new(limit, window.as_secs());
+    }
+
+    /// How many requests were answered 429 because the rate limit was spent (not counting
+    /// armed [`FaultKind::RateLimited`] faults).
+    pub fn rate_limited_count(&self) -> u64 {
+        self.shared.rate_limited.load(Ordering::Relaxed)
     }
 
     /// Waits until at least `n` writes were applied; false when `timeout` passed first. A crash

@@ -41,14 +41,24 @@ pub struct Seed {
     /// (false) accepts the duplicate, so a test can count rows and see a double write.
     #[serde(default)]
     pub reject_duplicate_dates: bool,
-    /// The value of `X-Rate-Limit-Limit` (the simulator reports but does not enforce it; use a
-    /// [`super::FaultKind::RateLimited`] fault to get 429 answers).
+    /// Requests allowed per rate-limit period (`X-Rate-Limit-Limit`). Enforced: once a period's
+    /// requests are spent every request gets 429 until the period ends. The default is high
+    /// enough never to bind in tests and benches; `Control::set_rate_limit` (or
+    /// `PUT /_sim/rate-limit`) changes it while the simulator runs. A
+    /// [`super::FaultKind::RateLimited`] fault still gives a one-off 429.
     #[serde(default = "default_rate_limit")]
     pub rate_limit: u32,
+    /// The length of one rate-limit period, in seconds (at least 1).
+    #[serde(default = "default_rate_window_s")]
+    pub rate_window_s: u64,
 }
 
 fn default_rate_limit() -> u32 {
-    1000
+    1_000_000
+}
+
+fn default_rate_window_s() -> u64 {
+    60
 }
 
 /// An employee in the seed.
@@ -676,6 +686,7 @@ impl Seed {
             }],
             reject_duplicate_dates: false,
             rate_limit: default_rate_limit(),
+            rate_window_s: default_rate_window_s(),
         }
     }
 }

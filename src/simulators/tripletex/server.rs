@@ -44,8 +44,63 @@ pub(crate) struct Shared {
     /// Host and prefix written into `url` fields, e.g. `127.0.0.1:5000/v2`.
     url_base: String,
     request_prefix: u32,
+    pub rate: Mutex<RateWindow>,
+    /// Requests answered 429 because the rate budget was spent (armed faults not counted).
+    pub rate_limited: AtomicU64,
+}
+
+/// The simulated rate limit: `limit` requests per `window_s`-second period, counted over every
+/// Tripletex API request (not `/_sim/`). Periods are fixed, back to back from `started`.
+pub(crate) struct RateWindow {
+    pub limit: u32,
+    pub window_s: u64,
     started: Instant,
-    rate_window: Mutex<(u64, u32)>,
+    period: u64,
+    used: u32,
+}
+
+/// The rate-limit headers of one request, or the 429 when the budget is spent.
+enum RateCheck {
+    Allowed(Vec<(&'static str, String)>),
+    Spent(Vec<(&'static str, String)>),
+}
+
+impl RateWindow {
+    pub fn new(limit: u32, window_s: u64) -> Self {
+        Self {
+            limit,
+            window_s: window_s.max(1),
+            started: Instant::now(),
+            period: 0,
+            used: 0,
+        }
+    }
+
+    /// Counts one request at `now`. `X-Rate-Limit-Reset` is the seconds left in the period,
+    /// rounded up, so a client that waits that long is always in the next period.
+    fn take(&mut self, now: Instant) -> RateCheck {
+        let elapsed_ms = now.saturating_duration_since(self.started).as_millis();
+        let window_ms = u128::from(self.window_s) * 1000;
+        let period = u64::try_from(elapsed_ms / window_ms).unwrap_or(u64::MAX);
+        if period != self.period {
+            self.period = period;
+            self.used = 0;
+        }
+        let left_ms = window_ms - elapsed_ms % window_ms;
+        let reset_s = left_ms.div_ceil(1000);
+        let headers = |remaining: u32| {
+            vec![
+                ("X-Rate-Limit-Limit", self.limit.to_string()),
+                ("X-Rate-Limit-Remaining", remaining.to_string()),
+                ("X-Rate-Limit-Reset", reset_s.to_string()),
+            ]
+        };
+        if self.used >= self.limit {
+            return RateCheck::Spent(headers(0));
+        }
+        self.used += 1;
+        RateCheck::Allowed(headers(self.limit - self.used))
+    }
 }
 
 /// Locks a mutex; a poisoned lock (a panic elsewhere) still holds consistent data because no
@@ -56,6 +111,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     pub fn new(company: Company, addr: SocketAddr) -> Self {
+        let rate = RateWindow::new(company.seed.rate_limit, company.seed.rate_window_s);
         Self {
             company: Mutex::new(company),
             faults: Mutex::new(Faults::default()),
@@ -65,8 +121,8 @@ impl Shared {
             addr,
             url_base: format!("{addr}/v2"),
             request_prefix: rand::random(),
-            started: Instant::now(),
-            rate_window: Mutex::new((0, 0)),
+            rate: Mutex::new(rate),
+            rate_limited: AtomicU64::new(0),
         }
     }
 
@@ -143,6 +199,23 @@ async fn handle(
         return drop_answer();
     }
 
+    // The rate limit counts every API request; once spent, everything is 429 until the period
+    // ends, as Tripletex documents.
+    let rate = match lock(&shared.rate).take(Instant::now()) {
+        RateCheck::Allowed(headers) => headers,
+        RateCheck::Spent(headers) => {
+            shared.rate_limited.fetch_add(1, Ordering::Relaxed);
+            let mut answer: Answer = ApiError::new(
+                429,
+                0,
+                "Too many requests; the rate limit is reached for this period.",
+            )
+            .into();
+            answer.headers = headers;
+            return respond(&shared, answer, &request_id, &[]);
+        }
+    };
+
     let fault = lock(&shared.faults).take(true, method.as_str(), &path);
     let mut close_after = false;
     if let Some(fault) = fault {
@@ -159,10 +232,9 @@ async fn handle(
             FaultKind::RateLimited { reset_s } => {
                 let mut answer: Answer =
                     ApiError::new(429, 0, "Too many requests; the rate limit is reached.").into();
-                answer.headers.push((
-                    "X-Rate-Limit-Limit",
-                    lock(&shared.company).seed.rate_limit.to_string(),
-                ));
+                answer
+                    .headers
+                    .push(("X-Rate-Limit-Limit", lock(&shared.rate).limit.to_string()));
                 answer.headers.push(("X-Rate-Limit-Remaining", "0".into()));
                 if let Some(reset) = reset_s {
                     answer
@@ -177,7 +249,7 @@ async fn handle(
             }
         };
         if let Some(answer) = answer {
-            return respond(&shared, answer, &request_id);
+            return respond(&shared, answer, &request_id, &[]);
         }
     }
 
@@ -206,7 +278,7 @@ async fn handle(
             return drop_answer();
         }
     }
-    respond(&shared, answer, &request_id)
+    respond(&shared, answer, &request_id, &rate)
 }
 
 /// The response returned after the connection was killed; hyper fails to write it.
@@ -216,7 +288,12 @@ fn drop_answer() -> Response {
     response
 }
 
-fn respond(shared: &Shared, mut answer: Answer, request_id: &str) -> Response {
+fn respond(
+    _shared: &Shared,
+    mut answer: Answer,
+    request_id: &str,
+    rate: &[(&'static str, String)],
+) -> Response {
     if answer.status >= 400 {
         if let Some(id) = answer.body.get_mut("requestId") {
             *id = Value::String(request_id.to_string());
@@ -238,24 +315,10 @@ fn respond(shared: &Shared, mut answer: Answer, request_id: &str) -> Response {
     };
     put("x-tlx-request-id", request_id);
     if answer.status < 400 {
-        // Reported, not enforced: a 429 only comes from an armed fault.
-        let limit = lock(&shared.company).seed.rate_limit;
-        let elapsed = shared.started.elapsed().as_secs();
-        let window = elapsed / 60;
-        let used = {
-            let mut w = lock(&shared.rate_window);
-            if w.0 != window {
-                *w = (window, 0);
-            }
-            w.1 = w.1.saturating_add(1);
-            w.1
-        };
-        put("X-Rate-Limit-Limit", &limit.to_string());
-        put(
-            "X-Rate-Limit-Remaining",
-            &limit.saturating_sub(used).to_string(),
-        );
-        put("X-Rate-Limit-Reset", &(60 - elapsed % 60).to_string());
+        // The budget as counted when the request arrived.
+        for (name, value) in rate {
+            put(name, value);
+        }
     }
     for (name, value) in &answer.headers {
         put(name, value);
@@ -509,6 +572,14 @@ fn api(
     }
 }
 
+/// `PUT /_sim/rate-limit`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RateLimitBody {
+    limit: u32,
+    window_s: u64,
+}
+
 /// The `/_sim/` control API (not part of Tripletex): see the module doc of
 /// [`super`](crate::simulators::tripletex).
 fn control(shared: &Shared, method: &Method, path: &str, uri: &Uri, body: &[u8]) -> Response {
@@ -571,8 +642,28 @@ fn control(shared: &Shared, method: &Method, path: &str, uri: &Uri, body: &[u8])
                 "writes": *shared.writes.borrow(),
                 "requests": shared.requests.load(Ordering::Relaxed),
                 "sessions": lock(&shared.company).sessions.len(),
+                "rate_limited": shared.rate_limited.load(Ordering::Relaxed),
             }),
         ),
+        (Method::GET, "/_sim/rate-limit") => {
+            let rate = lock(&shared.rate);
+            reply(
+                StatusCode::OK,
+                json!({ "limit": rate.limit, "window_s": rate.window_s }),
+            )
+        }
+        (Method::PUT, "/_sim/rate-limit") => match serde_json::from_slice::<RateLimitBody>(body) {
+            Ok(b) => {
+                *lock(&shared.rate) = RateWindow::new(b.limit, b.window_s);
+                reply(
+                    StatusCode::OK,
+                    json!({ "limit": b.limit, "window_s": b.window_s.max(1) }),
+                )
+            }
+            Err(e) => bad(format!(
+                "body is not {{\"limit\": N, \"window_s\": S}}: {e}"
+            )),
+        },
         _ => reply(
             StatusCode::NOT_FOUND,
             json!({ "error": format!("no control endpoint {method} {path}") }),

@@ -294,6 +294,54 @@ async fn server_errors_rate_limits_and_latency() {
 }
 
 #[tokio::test]
+async fn the_rate_limit_is_reported_and_enforced_per_period() {
+    let sim = start(Seed::demo()).await.unwrap();
+    let c = Client::login(&sim).await;
+    // Through the control API: 3 requests per hour, counted from now.
+    let r = reqwest::Client::new()
+        .put(format!("{}/_sim/rate-limit", sim.root_url()))
+        .json(&json!({"limit": 3, "window_s": 3600}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    for remaining in ["2", "1", "0"] {
+        let r = c.get("/employee/101").await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-rate-limit-limit"], "3");
+        assert_eq!(r.headers()["x-rate-limit-remaining"], remaining);
+        let reset: u64 = r.headers()["x-rate-limit-reset"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((3590..=3600).contains(&reset), "{reset}");
+    }
+    // Spent: every request is 429 with Remaining 0 and the Reset, until the period ends.
+    for _ in 0..2 {
+        let r = c.get("/employee/101").await.unwrap();
+        assert_eq!(r.status(), 429);
+        assert_eq!(r.headers()["x-rate-limit-remaining"], "0");
+        assert!(r.headers().contains_key("x-rate-limit-reset"));
+    }
+    assert_eq!(sim.rate_limited_count(), 2);
+    // A one-second period: the budget comes back after it.
+    sim.set_rate_limit(1, Duration::from_secs(1));
+    assert_eq!(c.get("/employee/101").await.unwrap().status(), 200);
+    let r = c.get("/employee/101").await.unwrap();
+    assert_eq!(r.status(), 429);
+    let reset: u64 = r.headers()["x-rate-limit-reset"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(reset, 1, "seconds left, rounded up");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(c.get("/employee/101").await.unwrap().status(), 200);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn control_api_over_http() {
     let sim = start(Seed::demo()).await.unwrap();
     let c = Client::login(&sim).await;
