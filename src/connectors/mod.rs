@@ -4,6 +4,7 @@
 //! never touches storage. Every call answers with data or with an `Error` whose `failure()`
 //! says whether to retry (and not before when), fail, or wait for a human.
 
+pub mod credential;
 pub mod error;
 pub mod http;
 pub mod rate_budget;

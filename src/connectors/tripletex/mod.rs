@@ -14,6 +14,7 @@ mod wire;
 pub use classify::{classify, Call};
 
 use self::wire::{DetailsRow, DetailsWrite, IdRef, List, Single};
+use super::credential::{Credential, CredentialCache};
 use super::http::{network_error, path_only, retry_not_before};
 use super::rate_budget::RateBudget;
 use super::{Connector, Error, OverlapCheck, PayrollSystem};
@@ -24,7 +25,7 @@ use crate::domain::{
 };
 use crate::secret::Secret;
 use async_trait::async_trait;
-use chrono::{DateTime, Days, NaiveDate, Utc};
+use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
 use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
 use reqwest::Method;
 use rust_decimal::Decimal;
@@ -32,7 +33,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::fmt;
 use std::sync::Arc;
-use tokio::sync::{Mutex, OnceCell};
+use tokio::sync::OnceCell;
 
 /// Tripletex's default and largest page.
 const PAGE_SIZE_DEFAULT: u32 = 1000;
@@ -82,12 +83,6 @@ impl fmt::Debug for TripletexConfig {
     }
 }
 
-/// A session token and the day it expires.
-struct Session {
-    token: Secret,
-    expires: NaiveDate,
-}
-
 type Now = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
 pub struct TripletexConnector {
@@ -95,7 +90,7 @@ pub struct TripletexConnector {
     base: String,
     client: reqwest::Client,
     /// Held across the session create, so concurrent callers wait for one create.
-    session: Mutex<Option<Session>>,
+    session: CredentialCache,
     /// The company's currency: a company setting, read once per connector.
     currency: OnceCell<Currency>,
     page_size: u32,
@@ -283,7 +278,7 @@ impl TripletexConnector {
             config,
             base,
             client,
-            session: Mutex::new(None),
+            session: CredentialCache::default(),
             currency: OnceCell::new(),
             page_size: PAGE_SIZE_DEFAULT,
             now: Arc::new(Utc::now),
@@ -315,35 +310,23 @@ impl TripletexConnector {
 
     /// The cached session token, creating a session when there is none or it has expired.
     async fn session_token(&self) -> Result<Secret, Error> {
-        let mut guard = self.session.lock().await;
-        let today = (self.now)().date_naive();
-        if let Some(s) = guard.as_ref().filter(|s| today < s.expires) {
-            return Ok(s.token.clone());
-        }
-        let session = self.create_session(today).await?;
-        let token = session.token.clone();
-        *guard = Some(session);
-        Ok(token)
+        let now = (self.now)();
+        self.session
+            .current(now, || self.create_session(now.date_naive()))
+            .await
     }
 
     /// A new session after `stale` was refused, unless another caller already replaced it.
     async fn renew_session(&self, stale: &Secret) -> Result<Secret, Error> {
-        let mut guard = self.session.lock().await;
-        let today = (self.now)().date_naive();
-        if let Some(s) = guard
-            .as_ref()
-            .filter(|s| &s.token != stale && today < s.expires)
-        {
-            return Ok(s.token.clone());
-        }
-        *guard = None;
-        let session = self.create_session(today).await?;
-        let token = session.token.clone();
-        *guard = Some(session);
-        Ok(token)
+        let now = (self.now)();
+        self.session
+            .replace(stale, now, || self.create_session(now.date_naive()))
+            .await
     }
 
-    async fn create_session(&self, today: NaiveDate) -> Result<Session, Error> {
+    /// A session that expires `session_days` after `today`; it is renewed when that day
+    /// begins (UTC).
+    async fn create_session(&self, today: NaiveDate) -> Result<Credential, Error> {
         let days = self.config.session_days.max(1);
         let expires = today
             .checked_add_days(Days::new(u64::from(days)))
@@ -370,9 +353,9 @@ impl TripletexConnector {
             .decode(&request, answer)
             .map_err(|e| self.scrub_tokens(e))?;
         tracing::debug!(system = "tripletex", %expires, "session created");
-        Ok(Session {
-            token: Secret::new(created.value.token),
-            expires,
+        Ok(Credential {
+            value: Secret::new(created.value.token),
+            renew_at: expires.and_time(NaiveTime::MIN).and_utc(),
         })
     }
 

@@ -20,6 +20,7 @@ pub use classify::{classify, Call};
 pub use wire::createguid;
 
 use self::payrate::{EmploymentRates, PayRate, RateType};
+use super::credential::{Credential, CredentialCache};
 use super::http::{network_error, path_only, retry_not_before};
 use super::{Connector, Error, OverlapCheck, PayrollSystem};
 use crate::domain::overlap::{first_conflict, ExistingRecord};
@@ -36,7 +37,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::fmt;
 use std::sync::Arc;
-use tokio::sync::{Mutex, OnceCell};
+use tokio::sync::OnceCell;
 
 /// Rows per page of a list (`top`).
 const PAGE_SIZE_DEFAULT: u32 = 100;
@@ -91,12 +92,6 @@ impl fmt::Debug for UnimicroConfig {
     }
 }
 
-/// A bearer token and when to stop using it.
-struct Token {
-    value: Secret,
-    renew_at: DateTime<Utc>,
-}
-
 type Now = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
 pub struct UnimicroConnector {
@@ -104,7 +99,7 @@ pub struct UnimicroConnector {
     base: String,
     client: reqwest::Client,
     /// Held across the token fetch, so concurrent callers wait for one fetch.
-    token: Mutex<Option<Token>>,
+    credential: CredentialCache,
     /// The company's base currency, read once per connector.
     currency: OnceCell<Currency>,
     page_size: u32,
@@ -310,7 +305,7 @@ impl UnimicroConnector {
             config,
             base,
             client,
-            token: Mutex::new(None),
+            credential: CredentialCache::default(),
             currency: OnceCell::new(),
             page_size: PAGE_SIZE_DEFAULT,
             now: Arc::new(Utc::now),
@@ -331,36 +326,20 @@ impl UnimicroConnector {
 
     /// The cached token, fetching one when there is none or it is about to expire.
     async fn bearer(&self) -> Result<Secret, Error> {
-        let mut guard = self.token.lock().await;
         let now = (self.now)();
-        if let Some(t) = guard.as_ref().filter(|t| now < t.renew_at) {
-            return Ok(t.value.clone());
-        }
-        let token = self.fetch_token(now).await?;
-        let value = token.value.clone();
-        *guard = Some(token);
-        Ok(value)
+        self.credential.current(now, || self.fetch_token(now)).await
     }
 
     /// A new token after `stale` was refused, unless another caller already replaced it.
     async fn renew(&self, stale: &Secret) -> Result<Secret, Error> {
-        let mut guard = self.token.lock().await;
         let now = (self.now)();
-        if let Some(t) = guard
-            .as_ref()
-            .filter(|t| &t.value != stale && now < t.renew_at)
-        {
-            return Ok(t.value.clone());
-        }
-        *guard = None;
-        let token = self.fetch_token(now).await?;
-        let value = token.value.clone();
-        *guard = Some(token);
-        Ok(value)
+        self.credential
+            .replace(stale, now, || self.fetch_token(now))
+            .await
     }
 
     /// OAuth2 client credentials (RFC 6749 §4.4) with the secret in the form body.
-    async fn fetch_token(&self, now: DateTime<Utc>) -> Result<Token, Error> {
+    async fn fetch_token(&self, now: DateTime<Utc>) -> Result<Credential, Error> {
         let path = path_only(&self.config.token_url).to_owned();
         let body = match &self.config.assertion {
             Some(key) => {
@@ -432,7 +411,7 @@ impl UnimicroConnector {
             .unwrap_or(TOKEN_LIFE_DEFAULT_S);
         let use_for = (life - TOKEN_MARGIN_S).max(life / 2);
         tracing::debug!(system = "unimicro", life_s = life, "token fetched");
-        Ok(Token {
+        Ok(Credential {
             value: Secret::new(token.access_token),
             renew_at: now + Duration::seconds(use_for),
         })

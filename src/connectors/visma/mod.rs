@@ -20,6 +20,7 @@ pub use timeline::{key as record_key, parse_key, KEY_PREFIX};
 
 use self::timeline::{plan, Contract, Edit, Timeline, Wanted};
 use self::wire::{ApiError, Document, Job, Page, PositionSummary};
+use super::credential::{Credential, CredentialCache};
 use super::error::HttpError;
 use super::http::{network_error, path_only, retry_not_before};
 use super::{Connector, Error, JobPoll, OverlapCheck, PayrollSystem, WriteStart};
@@ -37,7 +38,6 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::fmt;
 use std::sync::Arc;
-use tokio::sync::Mutex;
 
 /// The media type of Employee API v2 (Accept and Content-Type).
 pub const MEDIA_TYPE: &str = "application/vnd.no.payroll.employee.V2.0+json";
@@ -172,12 +172,6 @@ impl fmt::Debug for VismaConfig {
     }
 }
 
-/// A bearer token and the instant salary-sync stops using it.
-struct Token {
-    value: Secret,
-    renew_at: DateTime<Utc>,
-}
-
 type Now = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
 pub struct VismaConnector {
@@ -188,7 +182,7 @@ pub struct VismaConnector {
     base_path: String,
     client: reqwest::Client,
     /// Held across the token fetch, so concurrent callers wait for one fetch.
-    token: Mutex<Option<Token>>,
+    credential: CredentialCache,
     now: Now,
 }
 
@@ -371,7 +365,7 @@ impl VismaConnector {
             base,
             base_path,
             client,
-            token: Mutex::new(None),
+            credential: CredentialCache::default(),
             now: Arc::new(Utc::now),
         }
     }
@@ -403,35 +397,19 @@ impl VismaConnector {
     // ---- the token ----------------------------------------------------------------------
 
     async fn token(&self) -> Result<Secret, Error> {
-        let mut guard = self.token.lock().await;
         let now = (self.now)();
-        if let Some(t) = guard.as_ref().filter(|t| now < t.renew_at) {
-            return Ok(t.value.clone());
-        }
-        let token = self.fetch_token(now).await?;
-        let value = token.value.clone();
-        *guard = Some(token);
-        Ok(value)
+        self.credential.current(now, || self.fetch_token(now)).await
     }
 
     /// A new token after `stale` was refused, unless another caller already replaced it.
     async fn renew(&self, stale: &Secret) -> Result<Secret, Error> {
-        let mut guard = self.token.lock().await;
         let now = (self.now)();
-        if let Some(t) = guard
-            .as_ref()
-            .filter(|t| &t.value != stale && now < t.renew_at)
-        {
-            return Ok(t.value.clone());
-        }
-        *guard = None;
-        let token = self.fetch_token(now).await?;
-        let value = token.value.clone();
-        *guard = Some(token);
-        Ok(value)
+        self.credential
+            .replace(stale, now, || self.fetch_token(now))
+            .await
     }
 
-    async fn fetch_token(&self, now: DateTime<Utc>) -> Result<Token, Error> {
+    async fn fetch_token(&self, now: DateTime<Utc>) -> Result<Credential, Error> {
         let mut form = vec![
             ("grant_type", "client_credentials".to_owned()),
             ("client_id", self.config.client_id.expose().to_owned()),
@@ -487,7 +465,7 @@ impl VismaConnector {
                     .min(i64::MAX / 4),
             );
         tracing::debug!(system = "visma-payroll", life_s = life, "token fetched");
-        Ok(Token {
+        Ok(Credential {
             value: Secret::new(got.access_token),
             renew_at,
         })
