@@ -5,6 +5,7 @@
 //! one is started with a seed and stopped with its handle's `shutdown`, which joins its task.
 
 pub(crate) mod conn;
+mod control;
 pub mod tripletex;
 pub mod unimicro;
 pub mod visma;

@@ -583,43 +583,17 @@ struct RateLimitBody {
 /// The `/_sim/` control API (not part of Tripletex): see the module doc of
 /// [`super`](crate::simulators::tripletex).
 fn control(shared: &Shared, method: &Method, path: &str, uri: &Uri, body: &[u8]) -> Response {
-    let reply = |status: StatusCode, value: Value| {
-        let mut response = Response::new(Body::from(value.to_string()));
-        *response.status_mut() = status;
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        response
-    };
-    let bad = |message: String| reply(StatusCode::BAD_REQUEST, json!({ "error": message }));
-    let to_value = |v: Result<Value, serde_json::Error>| match v {
-        Ok(v) => reply(StatusCode::OK, v),
-        Err(e) => reply(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({ "error": e.to_string() }),
-        ),
-    };
+    use crate::simulators::control::{bad, reply, to_value};
+    if let Some(answer) = crate::simulators::control::faults(
+        &shared.faults,
+        |queue: &mut Faults, fault: Fault| queue.armed.push(fault),
+        method,
+        path,
+        body,
+    ) {
+        return answer;
+    }
     match (method.clone(), path) {
-        (Method::GET, "/_sim/faults") => to_value(serde_json::to_value(&*lock(&shared.faults))),
-        (Method::PUT, "/_sim/faults") => match serde_json::from_slice::<Faults>(body) {
-            Ok(faults) => {
-                *lock(&shared.faults) = faults;
-                to_value(serde_json::to_value(&*lock(&shared.faults)))
-            }
-            Err(e) => bad(format!("body is not a Faults object: {e}")),
-        },
-        (Method::POST, "/_sim/faults") => match serde_json::from_slice::<Fault>(body) {
-            Ok(fault) => {
-                lock(&shared.faults).armed.push(fault);
-                to_value(serde_json::to_value(&*lock(&shared.faults)))
-            }
-            Err(e) => bad(format!("body is not a Fault object: {e}")),
-        },
-        (Method::DELETE, "/_sim/faults") => {
-            *lock(&shared.faults) = Faults::default();
-            reply(StatusCode::OK, json!({}))
-        }
         (Method::POST, "/_sim/expire-sessions") => {
             lock(&shared.company).expire_sessions();
             reply(StatusCode::OK, json!({}))
