@@ -4,6 +4,8 @@ mod cli;
 mod crash;
 mod e2e;
 mod faults;
+mod sim_payroll;
+mod simulation;
 mod support;
 mod unimicro;
 mod visma;
