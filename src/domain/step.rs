@@ -317,12 +317,16 @@ pub fn step(
                 FailureClass::Transient => {
                     let attempt = wf.attempt.saturating_add(1);
                     // A job still running is not a failure of ours: it gets more polls than a
-                    // failing call gets attempts, but still a bounded number.
-                    let budget = match f.code {
-                        FailureCode::JobRunning => {
-                            policy.attempts_max().saturating_mul(JOB_POLLS_PER_ATTEMPT)
-                        }
-                        _ => policy.attempts_max(),
+                    // failing call gets attempts, but still a bounded number. The polls and
+                    // the failed polls share one attempt count, so while a job is being polled
+                    // every transient failure is measured against the polling budget: against
+                    // the plain one, a single dropped poll after a few "still running" answers
+                    // failed a job that then landed in payroll (found by the simulation).
+                    let polling = wf.intent.as_ref().is_some_and(|i| i.job.is_some());
+                    let budget = if f.code == FailureCode::JobRunning || polling {
+                        policy.attempts_max().saturating_mul(JOB_POLLS_PER_ATTEMPT)
+                    } else {
+                        policy.attempts_max()
                     };
                     if attempt >= budget {
                         let mut last = f.clone();

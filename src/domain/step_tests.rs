@@ -323,6 +323,32 @@ fn a_running_job_gets_more_polls_than_a_failing_call_gets_attempts_but_not_endle
     );
 }
 
+/// Regression (simulation seed 2): three "still running" polls and one dropped poll failed
+/// the instance with "retries exhausted after 4 attempts" while its job went on to land.
+#[test]
+fn a_dropped_poll_after_running_polls_does_not_exhaust_the_budget() {
+    let wf = run(&new_wf(ChangeKind::Created), happy_inputs()[..4].to_vec()).expect("legal");
+    let mut wf = step(
+        &wf,
+        Input::JobAccepted {
+            job: "/jobs/2".into(),
+        },
+        t0(),
+        &POLICY,
+    )
+    .expect("legal")
+    .workflow;
+    let running = || Input::StepFailed(Failure::transient(FailureCode::JobRunning, "running"));
+    for _ in 0..POLICY.attempts_max {
+        wf = step(&wf, running(), t0(), &POLICY).expect("legal").workflow;
+    }
+    let wf = step(&wf, Input::StepFailed(transient()), t0(), &POLICY)
+        .expect("legal")
+        .workflow;
+    assert_eq!(wf.state, State::OverlapChecked, "still polling: {wf:?}");
+    assert!(wf.intent.as_ref().is_some_and(|i| i.job.is_some()));
+}
+
 #[test]
 fn a_refused_write_settles_the_intent_so_a_retry_writes_afresh() {
     let wf = run(&new_wf(ChangeKind::Created), happy_inputs()[..4].to_vec()).expect("legal");
@@ -522,7 +548,13 @@ proptest! {
                 Ok(t) => {
                     prop_assert!(is_allowed(wf.state, t.workflow.state), "{:?} -> {:?}", wf.state, t.workflow.state);
                     prop_assert!(!wf.state.is_terminal() || is_operator, "a step after terminal {:?}", wf.state);
-                    prop_assert!(t.workflow.attempt <= POLICY.attempts_max);
+                    let polling = wf.intent.as_ref().is_some_and(|i| i.job.is_some());
+                    let budget = if polling {
+                        POLICY.attempts_max * crate::domain::step::JOB_POLLS_PER_ATTEMPT
+                    } else {
+                        POLICY.attempts_max
+                    };
+                    prop_assert!(t.workflow.attempt <= budget);
                     prop_assert_eq!(t.entry.seq, wf.history_len);
                     prop_assert_eq!(t.workflow.history_len, wf.history_len + 1);
                     prop_assert_eq!(t.workflow.wake_at.is_none(), t.workflow.state.is_terminal());

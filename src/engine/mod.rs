@@ -6,6 +6,12 @@
 //! non-terminal instance is in the store's `due` index, so the first scheduler pass resumes
 //! them all through the normal path. Changes to one (integration, salary) run one at a time,
 //! oldest HR change first: only the head of the salary's queue is dispatched.
+//!
+//! The deterministic simulation (tests/it/simulation.rs) drives the engine without tasks,
+//! semaphores or sleeps through two doc-hidden methods: `Engine::runnable` (the scheduler's
+//! own dispatch rule, `dispatchable`) and `Engine::step_once` (the worker's own step,
+//! `worker::step_once`). They add no logic of their own; the scheduler and the workers call the
+//! same two functions.
 
 pub mod operator;
 pub mod retry;
@@ -147,6 +153,33 @@ impl Engine {
             .unwrap_or_default()
     }
 
+    /// Simulation seam: the instances the scheduler would start at the clock's current
+    /// instant, in its order (earliest wake first), without in-flight or concurrency limits.
+    /// A deterministic simulation picks one and calls `step_once`; the daemon never calls this.
+    #[doc(hidden)]
+    pub async fn runnable(&self) -> Result<Vec<crate::domain::Workflow>, storage::Error> {
+        let now = self.shared.clock.now();
+        let ids: Vec<WorkflowId> = self.shared.store.due(now, usize::MAX)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(wf) = dispatchable(&self.shared, id, now).await? {
+                out.push(wf);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Simulation seam: exactly one worker step of `wf` (one connector step and its commit;
+    /// at the write, the intent commit, the write and its commit), the same code a worker
+    /// runs in its loop. Returns the last committed copy (`None`: the instance is gone).
+    #[doc(hidden)]
+    pub async fn step_once(
+        &self,
+        wf: &crate::domain::Workflow,
+    ) -> Result<Option<crate::domain::Workflow>, storage::Error> {
+        worker::step_once(&self.shared, wf).await
+    }
+
     /// Runs until the stop signal; then waits up to the grace period for in-flight steps and
     /// returns. Returns early only on a storage error, which the caller must treat as fatal.
     pub async fn run(&self) -> Result<(), storage::Error> {
@@ -185,25 +218,9 @@ impl Engine {
                 if in_flight.lock().map(|s| s.contains(&id)).unwrap_or(true) {
                     continue;
                 }
-                let wf = match shared.store.get(id) {
-                    Ok(Some(wf)) => wf,
-                    Ok(None) => continue,
-                    Err(storage::Error::Corrupt { key, reason }) => {
-                        error!(workflow_id = %id, %reason, "unreadable instance quarantined");
-                        shared
-                            .store
-                            .quarantine(id, format!("{key}: {reason}"), now)
-                            .await?;
-                        continue;
-                    }
-                    Err(e) => return Err(e),
+                let Some(wf) = dispatchable(shared, id, now).await? else {
+                    continue;
                 };
-                let head = shared
-                    .store
-                    .salary_head(&wf.change.integration_id, &wf.change.salary.id)?;
-                if head.is_some() && head != Some(id) {
-                    continue; // waits behind an older change to the same salary
-                }
                 // One integration at its limit, or with its request-rate budget spent, must not
                 // stop the others: skip, scan on.
                 let integration = &wf.change.integration_id;
@@ -292,6 +309,36 @@ impl Engine {
         );
         stop_workers(&mut workers, self.settings.shutdown_grace).await
     }
+}
+
+/// The instance `id` if it may take a step now: readable (an unreadable one is quarantined
+/// here) and the head of its salary's queue (otherwise it waits behind an older change to the
+/// same salary). The scheduler and the simulation seam (`Engine::runnable`) both ask this.
+async fn dispatchable(
+    shared: &Shared,
+    id: WorkflowId,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<crate::domain::Workflow>, storage::Error> {
+    let wf = match shared.store.get(id) {
+        Ok(Some(wf)) => wf,
+        Ok(None) => return Ok(None),
+        Err(storage::Error::Corrupt { key, reason }) => {
+            error!(workflow_id = %id, %reason, "unreadable instance quarantined");
+            shared
+                .store
+                .quarantine(id, format!("{key}: {reason}"), now)
+                .await?;
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    let head = shared
+        .store
+        .salary_head(&wf.change.integration_id, &wf.change.salary.id)?;
+    if head.is_some() && head != Some(id) {
+        return Ok(None);
+    }
+    Ok(Some(wf))
 }
 
 async fn stop_workers(

@@ -30,24 +30,32 @@ pub(super) async fn drive(shared: &Shared, mut wf: Workflow) -> Result<Workflow,
         {
             return Ok(wf);
         }
-        let started = std::time::Instant::now();
-        let result = one_step(shared, &wf).await;
-        crate::metrics::step_duration(
-            wf.change.integration_id.as_str(),
-            wf.state.as_str(),
-            started.elapsed().as_secs_f64(),
-        );
-        wf = match result {
-            Ok(next) => next,
-            Err(storage::Error::Stale { .. }) => {
-                // An operator changed the instance under us (cancel, retry): take theirs.
-                match shared.store.get(wf.id)? {
-                    Some(fresh) => fresh,
-                    None => return Ok(wf),
-                }
-            }
-            Err(e) => return Err(e),
-        };
+        match step_once(shared, &wf).await? {
+            Some(next) => wf = next,
+            None => return Ok(wf),
+        }
+    }
+}
+
+/// One step of `wf`: the connector call for its state and the commit of the result. A commit
+/// refused as stale (an operator acted in between) yields the operator's copy; `None` when the
+/// instance is gone.
+pub(super) async fn step_once(
+    shared: &Shared,
+    wf: &Workflow,
+) -> Result<Option<Workflow>, storage::Error> {
+    let started = std::time::Instant::now();
+    let result = one_step(shared, wf).await;
+    crate::metrics::step_duration(
+        wf.change.integration_id.as_str(),
+        wf.state.as_str(),
+        started.elapsed().as_secs_f64(),
+    );
+    match result {
+        Ok(next) => Ok(Some(next)),
+        // An operator changed the instance under us (cancel, retry): take theirs.
+        Err(storage::Error::Stale { .. }) => shared.store.get(wf.id),
+        Err(e) => Err(e),
     }
 }
 

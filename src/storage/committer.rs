@@ -431,10 +431,17 @@ fn transition(tx: &Tx, t: &Transition) -> Result<(), Abortable> {
         change.occurred_at,
         id,
     );
-    if new.state.is_terminal() {
+    // A terminal instance leaves its salary's queue, unless its write's outcome is unknown (an
+    // intent outstanding: retries ran out, or it was cancelled, mid-write). Then it keeps the
+    // salary: a later change must not write beside a record that may already be there (it
+    // would write a second one). An operator retry reconciles and adopts it, and the salary
+    // moves on (found by the simulation).
+    if queued(new) {
+        if !queued(&old) {
+            salary_queue.insert(queue_key, &[])?;
+        }
+    } else {
         salary_queue.remove(queue_key)?;
-    } else if old.state.is_terminal() {
-        salary_queue.insert(queue_key, &[])?;
     }
     for effect in &t.effects {
         match effect {
@@ -476,6 +483,12 @@ fn transition(tx: &Tx, t: &Transition) -> Result<(), Abortable> {
         }
     }
     Ok(())
+}
+
+/// True when the instance holds a place in its salary's queue: not terminal, or terminal with
+/// a write whose outcome is unknown.
+pub(crate) fn queued(wf: &Workflow) -> bool {
+    !wf.state.is_terminal() || wf.intent.is_some()
 }
 
 /// The index keys that end in one workflow id, outside a transaction.
@@ -662,7 +675,7 @@ fn prune(
         let Ok(wf) = codec::decode::<Workflow>(&bytes) else {
             continue; // unreadable records are for quarantine, not prune
         };
-        if !wf.is_terminal() || wf.updated_at >= cutoff {
+        if queued(&wf) || wf.updated_at >= cutoff {
             continue;
         }
         instances.remove(&keys::instance(id))?;

@@ -397,3 +397,113 @@ fn prune_removes_old_terminal_instances_but_keeps_the_replay_guard() {
             .all(|(_, s, n)| *s != State::Failed || *n == 0));
     });
 }
+
+/// Regression (simulation, e.g. seed 11 of the first run): an older change that arrives while
+/// a newer change to the same salary is part way through waits for it, instead of becoming the
+/// queue's head and running beside it.
+#[test]
+fn an_older_change_arriving_late_waits_for_the_one_already_started() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    rt().block_on(async {
+        let store = open_enabled(dir.path()).await;
+        let older = change(ChangeKind::Created);
+        let mut newer = change(ChangeKind::Updated);
+        newer.event_id =
+            crate::domain::EventId::parse("evt-newer").unwrap_or_else(|e| panic!("{e}"));
+        newer.occurred_at += chrono::Duration::hours(1);
+        let (integration, salary) = (older.integration_id.clone(), older.salary.id.clone());
+        let out = store
+            .ingest(vec![newer], now())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let IngestOutcome::Accepted(started) = out[0] else {
+            panic!("{out:?}")
+        };
+        let wf = store
+            .get(started)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("stored"));
+        let t =
+            step(&wf, Input::Matched(position()), now(), &Fixed).unwrap_or_else(|e| panic!("{e}"));
+        store.commit(t).await.unwrap_or_else(|e| panic!("{e}"));
+        let out = store
+            .ingest(vec![older], now())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let IngestOutcome::Accepted(late) = out[0] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            store.salary_head(&integration, &salary).ok().flatten(),
+            Some(started),
+            "the started change keeps the salary"
+        );
+        assert_eq!(store.index_problems().ok(), Some(Vec::new()));
+        let _ = late;
+    });
+}
+
+/// Regression (simulation): a change whose retries ran out with its write's outcome unknown
+/// (an intent outstanding) keeps its salary, so the salary's next change cannot write beside a
+/// record that may already be there; it is not pruned either.
+#[test]
+fn a_failed_write_of_unknown_outcome_holds_its_salary() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    rt().block_on(async {
+        let store = open_enabled(dir.path()).await;
+        let first = change(ChangeKind::Created);
+        let mut next = change(ChangeKind::Updated);
+        next.event_id = crate::domain::EventId::parse("evt-next").unwrap_or_else(|e| panic!("{e}"));
+        next.occurred_at += chrono::Duration::hours(1);
+        let (integration, salary) = (first.integration_id.clone(), first.salary.id.clone());
+        let currency = first.salary.pay.currency;
+        let out = store
+            .ingest(vec![first], now())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let IngestOutcome::Accepted(id) = out[0] else {
+            panic!("{out:?}")
+        };
+        let lost =
+            crate::domain::Failure::transient(crate::domain::FailureCode::Unavailable, "cut");
+        let inputs = vec![
+            Input::Matched(position()),
+            Input::CurrencyFound(currency),
+            Input::OverlapClear,
+            Input::IntentRecorded { updates: None },
+            Input::StepFailed(lost.clone()),
+            Input::StepFailed(lost.clone()),
+            Input::StepFailed(lost),
+        ];
+        for input in inputs {
+            let wf = store
+                .get(id)
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| panic!("stored"));
+            let t = step(&wf, input, now(), &Fixed).unwrap_or_else(|e| panic!("{e}"));
+            store.commit(t).await.unwrap_or_else(|e| panic!("{e}"));
+        }
+        let failed = store
+            .get(id)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("stored"));
+        assert_eq!(failed.state, State::Failed);
+        assert!(failed.intent.is_some(), "{failed:?}");
+        store
+            .ingest(vec![next], now())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            store.salary_head(&integration, &salary).ok().flatten(),
+            Some(id),
+            "the failed write holds the salary"
+        );
+        assert_eq!(store.index_problems().ok(), Some(Vec::new()));
+        let far = now() + chrono::Duration::days(365);
+        let (pruned, _) = store.prune(far).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(pruned, 0, "not pruned while its write's outcome is unknown");
+    });
+}

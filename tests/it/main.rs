@@ -7,6 +7,8 @@ mod e2e;
 mod faults;
 mod lifecycle;
 mod rate_limit;
+mod sim_payroll;
+mod simulation;
 mod support;
 mod unimicro;
 mod visma;
