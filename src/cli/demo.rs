@@ -215,6 +215,7 @@ pub async fn run() -> Result<()> {
         },
         webhook: None,
         retention: None,
+        store_cache_bytes: crate::storage::CACHE_BYTES_DEFAULT,
     };
     let store_path = settings.store.clone();
     let running = daemon::start(settings, connectors, Arc::new(SystemClock)).await?;

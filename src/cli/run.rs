@@ -28,6 +28,7 @@ pub async fn run(config_path: &Path) -> Result<()> {
         admin_listen: config.admin_listen,
         engine: config.engine_settings(),
         webhook,
+        store_cache_bytes: config.store_cache_mb * 1024 * 1024,
         retention: config
             .retention_days
             .map(|d| std::time::Duration::from_secs(d * 86_400)),
