@@ -5,8 +5,9 @@
 //! the same disk, so the figures can be read as ratios on a noisy machine.
 //!
 //! `cargo bench --bench load` runs N = `LOAD_N` (default 10 000) with `LOAD_WORKERS` workers
-//! (default 64). Run without `--bench` (as `cargo test --all-targets` does) it is a smoke test:
-//! 200 changes at 0 ms, and it fails unless every change reaches `sent`. `LOAD_LOG=1` installs
+//! (default 64), and an HTTP client keeping `LOAD_POOL` idle connections per host (default:
+//! workers, as the daemon sizes it). Run without `--bench` (as `cargo test --all-targets`
+//! does) it is a smoke test: 200 changes at 0 ms, and it fails unless every change reaches `sent`. `LOAD_LOG=1` installs
 //! the binary's `info` log subscriber writing to a sink, to see what logging costs.
 //!
 //! Figures: end to end is from the first ingest call to the last instance's terminal commit;
@@ -45,6 +46,9 @@ const EMPLOYMENT_ID_BASE: i64 = 10_000_000;
 struct Params {
     n: usize,
     workers: usize,
+    /// Idle connections the HTTP client keeps per host (`LOAD_POOL`, default `workers`, as the
+    /// daemon sizes it; 16 was the daemon's fixed figure before).
+    pool: usize,
     latencies_ms: Vec<u64>,
     raw_time: Duration,
     smoke: bool,
@@ -104,6 +108,7 @@ fn run() -> Result<()> {
         Params {
             n: env_usize("LOAD_N", 10_000)?.max(1),
             workers: env_usize("LOAD_WORKERS", 64)?.max(1),
+            pool: 0,
             latencies_ms: vec![0, 20],
             raw_time: Duration::from_secs(3),
             smoke: false,
@@ -112,10 +117,15 @@ fn run() -> Result<()> {
         Params {
             n: 200,
             workers: env_usize("LOAD_WORKERS", 64)?.max(1),
+            pool: 0,
             latencies_ms: vec![0],
             raw_time: Duration::from_millis(200),
             smoke: true,
         }
+    };
+    let params = Params {
+        pool: env_usize("LOAD_POOL", params.workers)?.max(1),
+        ..params
     };
     if std::env::var("LOAD_LOG").is_ok_and(|v| v == "1") {
         tracing_subscriber::fmt()
@@ -138,7 +148,8 @@ fn run() -> Result<()> {
             "load: {} changes, {} workers, {latency_ms} ms payroll latency",
             params.n, params.workers
         );
-        let report = runtime.block_on(one_run(params.n, params.workers, latency_ms))?;
+        let report =
+            runtime.block_on(one_run(params.n, params.workers, params.pool, latency_ms))?;
         if params.smoke && report.not_sent > 0 {
             bail!(
                 "{} of {} changes did not reach sent",
@@ -193,7 +204,7 @@ fn change(i: usize) -> Result<SalaryChange> {
     SalaryChange::from_json(&event).map_err(|e| anyhow!("bench event {i} is invalid: {e:?}"))
 }
 
-async fn one_run(n: usize, workers: usize, latency_ms: u64) -> Result<RunReport> {
+async fn one_run(n: usize, workers: usize, pool: usize, latency_ms: u64) -> Result<RunReport> {
     let seed = seed(n);
     let simulator = sim::start(seed.clone())
         .await
@@ -208,7 +219,10 @@ async fn one_run(n: usize, workers: usize, latency_ms: u64) -> Result<RunReport>
             company: None,
             session_days: 1,
         },
-        client(&ClientSettings::default())?,
+        client(&ClientSettings {
+            pool_idle_per_host_max: pool,
+            ..ClientSettings::for_workers(workers)
+        })?,
     );
     let integration = IntegrationId::parse(INTEGRATION).map_err(|e| anyhow!(e))?;
     let mut connectors: HashMap<IntegrationId, Arc<dyn Connector>> = HashMap::new();
@@ -226,6 +240,7 @@ async fn one_run(n: usize, workers: usize, latency_ms: u64) -> Result<RunReport>
         webhook: None,
         retention: None,
         retention_sweep_every: daemon::RETENTION_SWEEP_EVERY,
+        store_cache_bytes: salary_sync::storage::CACHE_BYTES_DEFAULT,
     };
     let changes: Vec<SalaryChange> = (1..=n).map(change).collect::<Result<_>>()?;
     let rss_reset = reset_peak_rss();
@@ -419,9 +434,10 @@ fn table(params: &Params, raw: &RawReport, runs: &[RunReport]) -> String {
         let _ = writeln!(out, "{s}");
     };
     line(format!(
-        "\n{} changes, {} workers{}\n",
+        "\n{} changes, {} workers, HTTP pool {} idle per host{}\n",
         params.n,
         params.workers,
+        params.pool,
         if params.smoke { " (smoke run)" } else { "" }
     ));
     line("| payroll latency | end to end | ingest | accept -> sent p50 / p99 | HTTP calls / change | store writes / change | CPU / change | cores busy | committer busy | peak RSS | not sent |".into());

@@ -1,6 +1,9 @@
 //! The durable write path: one transition committed and fsynced at a time, against many
 //! transitions sharing one group commit; and the raw sled limit on the same disk (insert +
-//! flush + fsync, single and batched) for the ratio.
+//! flush + fsync, single and batched) for the ratio. Then the read path of `salary-sync dump`
+//! on a large store: every page (`service::list_page`, `DUMP_PAGE_LEN` a page, seeking with
+//! `after`) printed as NDJSON by the CLI's page printer into a sink. The dump store holds
+//! `DUMP_N` instances (`DUMP_N_SMOKE` when run without `--bench`, as `cargo test` does).
 
 use chrono::Utc;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
@@ -11,6 +14,9 @@ use salary_sync::storage::{IngestOutcome, Store};
 use std::sync::Arc;
 
 const GROUP: usize = 64;
+const DUMP_N: usize = 50_000;
+const DUMP_N_SMOKE: usize = 500;
+const DUMP_PAGE_LEN: usize = 1000;
 
 fn change(i: usize) -> Option<SalaryChange> {
     let body = format!(
@@ -160,5 +166,79 @@ fn benches(c: &mut Criterion) {
     raw.finish();
 }
 
-criterion_group!(store_benches, benches);
+/// Every page of the store, as `salary-sync dump --format ndjson` prints it; returns the
+/// bytes printed.
+fn dump_all(store: &Store) -> usize {
+    use salary_sync::api::service::list_page;
+    use salary_sync::cli::render::{Format, InstancePrinter};
+    use std::io::Write;
+    let mut sink = std::io::sink();
+    let mut printer = InstancePrinter::new(Format::Ndjson);
+    let (mut after, mut bytes) = (None, 0);
+    loop {
+        let Ok(page) = list_page(store, &Default::default(), after, Some(DUMP_PAGE_LEN)) else {
+            return bytes;
+        };
+        let text = printer.page(&page.instances);
+        bytes += text.len();
+        let _ = sink.write_all(text.as_bytes());
+        match page.next_after {
+            Some(next) => after = Some(next),
+            None => return bytes,
+        }
+    }
+}
+
+fn dump_benches(c: &mut Criterion) {
+    let n = if std::env::args().any(|a| a == "--bench") {
+        DUMP_N
+    } else {
+        DUMP_N_SMOKE
+    };
+    let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    let Ok(dir) = tempfile::tempdir() else { return };
+    let Ok(store) = Store::open(&dir.path().join("store")) else {
+        return;
+    };
+    let Ok(bench) = salary_sync::domain::IntegrationId::parse("bench") else {
+        return;
+    };
+    let filled = rt.block_on(async {
+        store
+            .set_integration(
+                bench,
+                true,
+                chrono::DateTime::from_timestamp(0, 0),
+                Utc::now(),
+            )
+            .await
+            .ok()?;
+        let mut stored = 0;
+        for start in (0..n).step_by(5_000) {
+            let changes: Vec<_> = (start..(start + 5_000).min(n)).filter_map(change).collect();
+            stored += store.ingest(changes, Utc::now()).await.ok()?.len();
+        }
+        Some(stored)
+    });
+    if filled != Some(n) {
+        eprintln!("dump bench: the store was not filled ({filled:?} of {n})");
+        return;
+    }
+    let mut group = c.benchmark_group("dump");
+    group.throughput(Throughput::Elements(n as u64));
+    group.sample_size(10);
+    group.bench_function(
+        format!("{n} instances, ndjson, {DUMP_PAGE_LEN} a page"),
+        |b| b.iter(|| dump_all(&store)),
+    );
+    group.finish();
+}
+
+criterion_group!(store_benches, benches, dump_benches);
 criterion_main!(store_benches);

@@ -34,6 +34,10 @@ pub struct Config {
     /// How often the retention sweep runs (default `1h`; the first sweep runs at start).
     #[serde(default)]
     pub retention_sweep_every: Option<String>,
+    /// sled's page cache in MiB. The store's resident memory is bounded by about this much
+    /// (sled's own default, 1 GiB, is filled by a store of a million instances).
+    #[serde(default = "default_store_cache_mb")]
+    pub store_cache_mb: u64,
     #[serde(default)]
     pub retry: RetrySettings,
     /// The signed webhook; without this table the daemon takes changes only through the CLI.
@@ -206,6 +210,10 @@ fn default_admin_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 7171))
 }
 
+fn default_store_cache_mb() -> u64 {
+    crate::storage::CACHE_BYTES_DEFAULT / (1024 * 1024)
+}
+
 fn default_workers() -> usize {
     16
 }
@@ -229,6 +237,9 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        if self.store_cache_mb == 0 || self.store_cache_mb > 1 << 20 {
+            return Err("store_cache_mb must be between 1 and 1048576".into());
+        }
         if self.workers == 0 || self.workers > 4096 {
             return Err("workers must be between 1 and 4096".into());
         }

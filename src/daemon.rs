@@ -42,6 +42,8 @@ pub struct DaemonSettings {
     pub retention: Option<std::time::Duration>,
     /// How often the retention sweep runs (the first sweep runs at start).
     pub retention_sweep_every: std::time::Duration,
+    /// sled's page cache (see `Store::open_with_cache`).
+    pub store_cache_bytes: u64,
 }
 
 /// The retention sweep's interval when nothing else is configured.
@@ -79,7 +81,10 @@ pub async fn start(
     std::fs::create_dir_all(&settings.store).map_err(|e| {
         storage::Error::Io(format!("cannot create {}: {e}", settings.store.display()))
     })?;
-    let store = Arc::new(Store::open(&settings.store)?);
+    let store = Arc::new(Store::open_with_cache(
+        &settings.store,
+        settings.store_cache_bytes,
+    )?);
     let (stop, stop_rx) = watch::channel(false);
     let (close, close_rx) = watch::channel(false);
     let integrations: HashSet<IntegrationId> = connectors.keys().cloned().collect();
@@ -262,7 +267,7 @@ pub fn connectors_from_config(
     use crate::config::IntegrationConfig;
     use crate::connectors::http::{client, ClientSettings};
     use crate::connectors::tripletex::{TripletexConfig, TripletexConnector};
-    let http = client(&ClientSettings::default()).map_err(|e| e.to_string())?;
+    let http = client(&ClientSettings::for_workers(config.workers)).map_err(|e| e.to_string())?;
     let mut out: HashMap<IntegrationId, Arc<dyn Connector>> = HashMap::new();
     for (i, integration) in config.integrations.iter().enumerate() {
         let id = IntegrationId::parse(integration.id())

@@ -138,9 +138,8 @@ pub fn list_page(
         unreadable: 0,
         next_after: None,
     };
-    for item in store.list(filter) {
+    for item in store.list_after(filter, after) {
         match item {
-            Ok(wf) if after.is_some_and(|a| wf.id <= a) => {}
             Ok(wf) => {
                 if limit.is_some_and(|n| page.instances.len() >= n) {
                     page.next_after = page.instances.last().map(|w| w.id);

@@ -216,6 +216,7 @@ pub async fn run() -> Result<()> {
         webhook: None,
         retention: None,
         retention_sweep_every: daemon::RETENTION_SWEEP_EVERY,
+        store_cache_bytes: crate::storage::CACHE_BYTES_DEFAULT,
     };
     let store_path = settings.store.clone();
     let running = daemon::start(settings, connectors, Arc::new(SystemClock)).await?;

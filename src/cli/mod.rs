@@ -246,18 +246,7 @@ async fn store_command(backend: &Backend, command: Command) -> Result<()> {
                 after,
                 limit,
             };
-            let page = backend.list_page(&query).await?;
-            print!("{}", render::instances(&page.instances, format));
-            if page.unreadable > 0 {
-                eprintln!(
-                    "warning: {} stored instance(s) could not be read; the daemon quarantines them when it meets them",
-                    page.unreadable
-                );
-            }
-            if let Some(next) = page.next_after {
-                eprintln!("more: continue with --after {next}");
-            }
-            Ok(())
+            dump(backend, query, format).await
         }
         Command::Show { id, format } => {
             print!("{}", render::shown(&backend.show(id).await?, format));
@@ -326,6 +315,55 @@ async fn store_command(backend: &Backend, command: Command) -> Result<()> {
         }
         Command::Run | Command::Demo | Command::Diagram { .. } => Ok(()),
     }
+}
+
+/// Instances per page when `dump` has no `--limit`: it then walks every page and prints each
+/// as it comes, so memory holds one page (in this process and in the daemon), not the store.
+const DUMP_PAGE_LEN: usize = 1000;
+
+async fn dump(
+    backend: &Backend,
+    query: crate::api::admin::ListQuery,
+    format: Format,
+) -> Result<()> {
+    use std::io::Write as _;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut printer = render::InstancePrinter::new(format);
+    let mut unreadable = 0;
+    let next = if query.limit.is_some() {
+        // One page, as asked; the next page's `--after` goes to stderr.
+        let page = backend.list_page(&query).await?;
+        unreadable += page.unreadable;
+        out.write_all(printer.page(&page.instances).as_bytes())?;
+        page.next_after
+    } else {
+        let mut query = crate::api::admin::ListQuery {
+            limit: Some(DUMP_PAGE_LEN),
+            ..query
+        };
+        loop {
+            let page = backend.list_page(&query).await?;
+            unreadable += page.unreadable;
+            out.write_all(printer.page(&page.instances).as_bytes())?;
+            match page.next_after {
+                Some(after) => query.after = Some(after.to_string()),
+                None => break,
+            }
+        }
+        None
+    };
+    out.write_all(printer.finish().as_bytes())?;
+    out.flush()?;
+    if unreadable > 0 {
+        eprintln!(
+            "warning: {unreadable} stored instance(s) could not be read; the daemon quarantines them when it meets them"
+        );
+    }
+    if let Some(next) = next {
+        eprintln!("more: continue with --after {next}");
+    }
+    Ok(())
 }
 
 async fn operate(

@@ -25,13 +25,99 @@ pub fn instances(items: &[Workflow], format: Format) -> String {
     }
 }
 
+/// Prints a listing page by page, in the same text `instances` gives for the whole list: the
+/// table's header once and its counts at the end, one JSON array around every page.
+pub struct InstancePrinter {
+    format: Format,
+    started: bool,
+    counts: Vec<(State, usize)>,
+    total: usize,
+}
+
+impl InstancePrinter {
+    pub fn new(format: Format) -> Self {
+        Self {
+            format,
+            started: false,
+            counts: State::ALL.iter().map(|s| (*s, 0)).collect(),
+            total: 0,
+        }
+    }
+
+    /// The text for the next page.
+    pub fn page(&mut self, items: &[Workflow]) -> String {
+        let mut out = String::new();
+        for wf in items {
+            if let Some(c) = self.counts.iter_mut().find(|(s, _)| *s == wf.state) {
+                c.1 += 1;
+            }
+        }
+        match self.format {
+            Format::Ndjson => out = instances(items, Format::Ndjson),
+            Format::Table => {
+                if !self.started {
+                    table_header(&mut out);
+                }
+                table_rows(&mut out, items);
+            }
+            Format::Json => {
+                for wf in items {
+                    out.push_str(if self.total == 0 && out.is_empty() {
+                        "[\n"
+                    } else {
+                        ",\n"
+                    });
+                    // Indented as `to_string_pretty` indents an element of an array.
+                    let text = serde_json::to_string_pretty(wf).unwrap_or_default();
+                    for (i, line) in text.lines().enumerate() {
+                        if i > 0 {
+                            out.push('\n');
+                        }
+                        out.push_str("  ");
+                        out.push_str(line);
+                    }
+                }
+            }
+        }
+        self.started = true;
+        self.total += items.len();
+        out
+    }
+
+    /// The text after the last page.
+    pub fn finish(self) -> String {
+        let mut out = String::new();
+        match self.format {
+            Format::Ndjson => {}
+            Format::Table => {
+                if !self.started {
+                    table_header(&mut out);
+                }
+                table_summary(&mut out, self.total, &self.counts);
+            }
+            Format::Json if self.total == 0 => out.push_str("[]\n"),
+            Format::Json => out.push_str("\n]\n"),
+        }
+        out
+    }
+}
+
 fn table(items: &[Workflow]) -> String {
-    let mut out = String::new();
+    let mut printer = InstancePrinter::new(Format::Table);
+    let mut out = printer.page(items);
+    out.push_str(&printer.finish());
+    out
+}
+
+fn table_header(out: &mut String) {
     let _ = writeln!(
         out,
         "{:<8} {:<22} {:<18} {:<12} {:<8} {:>3} {:<20} DETAIL",
         "ID", "STATE", "INTEGRATION", "SALARY", "KIND", "TRY", "UPDATED"
     );
+}
+
+fn table_rows(out: &mut String, items: &[Workflow]) {
     for wf in items {
         let _ = writeln!(
             out,
@@ -46,19 +132,15 @@ fn table(items: &[Workflow]) -> String {
             detail(wf)
         );
     }
-    let mut counts: Vec<(State, usize)> = State::ALL.iter().map(|s| (*s, 0)).collect();
-    for wf in items {
-        if let Some(c) = counts.iter_mut().find(|(s, _)| *s == wf.state) {
-            c.1 += 1;
-        }
-    }
+}
+
+fn table_summary(out: &mut String, total: usize, counts: &[(State, usize)]) {
     let summary: Vec<String> = counts
         .iter()
         .filter(|(_, n)| *n > 0)
         .map(|(s, n)| format!("{s}: {n}"))
         .collect();
-    let _ = writeln!(out, "{} instance(s); {}", items.len(), summary.join(", "));
-    out
+    let _ = writeln!(out, "{total} instance(s); {}", summary.join(", "));
 }
 
 /// One line saying why the instance is where it is.
@@ -228,4 +310,37 @@ pub fn integrations(list: &[crate::api::service::IntegrationView]) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod printer_tests {
+    use super::*;
+    use crate::domain::change::parse_batch;
+    use crate::domain::WorkflowId;
+
+    fn workflows(n: u64) -> Vec<Workflow> {
+        (1..=n)
+            .filter_map(|i| {
+                let body = format!(
+                    r#"{{"event_id":"e{i}","integration_id":"x","kind":"created","occurred_at":"2026-11-25T10:00:00Z","salary":{{"id":"s{i}","employee":{{"id":"h{i}","payroll_employee_id":"{i}"}},"amount":"1.00","currency":"NOK","period_unit":"monthly","start_date":"2026-01-01"}}}}"#
+                );
+                let change = parse_batch(body.as_bytes()).ok()?.pop()?.ok()?;
+                Some(Workflow::accept(WorkflowId(i), change, chrono::Utc::now()).0)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn paged_printing_matches_printing_the_whole_list() {
+        for n in [0, 1, 5] {
+            let items = workflows(n);
+            assert_eq!(items.len() as u64, n);
+            for format in [Format::Table, Format::Json, Format::Ndjson] {
+                let mut printer = InstancePrinter::new(format);
+                let mut paged: String = items.chunks(2).map(|page| printer.page(page)).collect();
+                paged.push_str(&printer.finish());
+                assert_eq!(paged, instances(&items, format), "{format:?}, {n} items");
+            }
+        }
+    }
 }

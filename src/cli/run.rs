@@ -30,6 +30,7 @@ pub async fn run(config_path: &Path) -> Result<()> {
         webhook,
         retention: config.retention(),
         retention_sweep_every: config.retention_sweep_every(),
+        store_cache_bytes: config.store_cache_mb.saturating_mul(1024 * 1024),
     };
     let running = daemon::start(settings, connectors, Arc::new(SystemClock))
         .await

@@ -38,6 +38,18 @@ impl Default for ClientSettings {
     }
 }
 
+impl ClientSettings {
+    /// The defaults, with an idle pool that can keep one connection per worker: with fewer,
+    /// every worker beyond the pool's size opens a new TCP connection for each call.
+    pub fn for_workers(workers: usize) -> Self {
+        let defaults = Self::default();
+        Self {
+            pool_idle_per_host_max: workers.max(defaults.pool_idle_per_host_max),
+            ..defaults
+        }
+    }
+}
+
 /// Builds the one HTTP client the daemon shares between its connectors (connections are
 /// pooled per host). Fails only if the TLS backend cannot start.
 pub fn client(settings: &ClientSettings) -> Result<reqwest::Client, Error> {

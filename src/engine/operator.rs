@@ -36,8 +36,8 @@ pub async fn apply(
                 e.why
             ))
         })?;
-        match store.commit(t.clone()).await {
-            Ok(()) => return Ok(t.workflow),
+        match store.commit(t).await {
+            Ok(t) => return Ok(t.workflow),
             Err(e @ storage::Error::Stale { .. }) => last = Some(e),
             Err(e) => return Err(e.into()),
         }

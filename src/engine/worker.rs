@@ -283,7 +283,8 @@ async fn commit(shared: &Shared, wf: &Workflow, input: Input) -> Result<Workflow
             shared.mark_unhealthy(&wf.change.integration_id, f);
         }
     }
-    shared.store.commit(transition.clone()).await?;
+    // The committer hands the transition back once it is durable: no copy is kept meanwhile.
+    let transition = shared.store.commit(transition).await?;
     crate::metrics::transition(
         wf.change.integration_id.as_str(),
         transition.workflow.state.as_str(),

@@ -31,6 +31,9 @@ pub(crate) enum Write {
         now: DateTime<Utc>,
     },
     Transition(Box<Transition>),
+    /// Many transitions in one write (bulk tools and benches): each is checked and applied on
+    /// its own, as if committed one by one, but they share one transaction and one fsync.
+    Transitions(Vec<Transition>),
     Switch {
         integration: IntegrationId,
         enabled: bool,
@@ -53,6 +56,10 @@ pub(crate) enum Write {
 pub(crate) enum Reply {
     Ingested(Vec<IngestOutcome>),
     Committed,
+    /// A transition is durable; here it is back, so the caller need not keep a copy.
+    Transitioned(Box<Transition>),
+    /// Each transition of a `Transitions` write: Ok, or why it was refused.
+    TransitionedMany(Vec<Result<(), Error>>),
     Switched(IntegrationSwitch),
     /// What a prune removed: (integration, state) of each instance, and error-log lines.
     Pruned(Vec<(IntegrationId, State)>, u64),
@@ -64,6 +71,15 @@ impl Reply {
             Self::Ingested(v) => Ok(v),
             _ => Err(Error::Io(
                 "committer answered an ingest with something else".into(),
+            )),
+        }
+    }
+
+    pub fn into_transitioned(self) -> Result<Transition, Error> {
+        match self {
+            Self::Transitioned(t) => Ok(*t),
+            _ => Err(Error::Io(
+                "committer answered a commit with something else".into(),
             )),
         }
     }
@@ -189,7 +205,7 @@ fn run(
             (Ok(results), Ok(())) => {
                 count(&counts, &group, &results);
                 for (request, result) in group.into_iter().zip(results) {
-                    let _ = request.reply.send(result);
+                    let _ = request.reply.send(hand_back(request.write, result));
                 }
             }
             (Err(e), _) | (Ok(_), Err(e)) => {
@@ -202,6 +218,14 @@ fn run(
     }
     // Last flush on the way out; every answered write was already synced.
     let _ = db.flush();
+}
+
+/// A committed transition goes back to its caller by value (no copy kept for the reply).
+fn hand_back(write: Write, result: Result<Reply, Error>) -> Result<Reply, Error> {
+    match (write, result) {
+        (Write::Transition(t), Ok(Reply::Committed)) => Ok(Reply::Transitioned(t)),
+        (_, result) => result,
+    }
 }
 
 type Tx<'a> = (
@@ -241,7 +265,10 @@ fn apply_group(trees: &Trees, group: &[Request]) -> Result<Vec<Result<Reply, Err
                     Write::Ingest { changes, now } => {
                         ingest(&tx, changes, &request.ids, *now).map(Reply::Ingested)
                     }
+                    // The reply hands the transition back; it is moved out of the request
+                    // once the group is durable (`hand_back`).
                     Write::Transition(t) => transition(&tx, t).map(|()| Reply::Committed),
+                    Write::Transitions(ts) => transitions(&tx, ts).map(Reply::TransitionedMany),
                     Write::Switch {
                         integration,
                         enabled,
@@ -491,6 +518,19 @@ pub(crate) fn queued(wf: &Workflow) -> bool {
     !wf.state.is_terminal() || wf.intent.is_some()
 }
 
+/// Each transition on its own: a refusal is that transition's answer, a sled failure aborts.
+fn transitions(tx: &Tx, ts: &[Transition]) -> Result<Vec<Result<(), Error>>, Abortable> {
+    let mut each = Vec::with_capacity(ts.len());
+    for t in ts {
+        match transition(tx, t) {
+            Ok(()) => each.push(Ok(())),
+            Err(Abortable::Refused(e)) => each.push(Err(e)),
+            Err(e @ Abortable::Sled(_)) => return Err(e),
+        }
+    }
+    Ok(each)
+}
+
 /// The index keys that end in one workflow id, outside a transaction.
 #[derive(Debug, Default)]
 struct IndexKeys {
@@ -615,14 +655,12 @@ fn count(counts: &Counts, group: &[Request], results: &[Result<Reply, Error>]) {
                     }
                 }
             }
-            (Write::Transition(t), Ok(_)) => {
-                let integration = &t.workflow.change.integration_id;
-                if let Some(from) = t.entry.from.filter(|from| *from != t.workflow.state) {
-                    if let Some(n) = map.get_mut(&(integration.clone(), from)) {
-                        *n = n.saturating_sub(1);
+            (Write::Transition(t), Ok(_)) => move_count(&mut map, t),
+            (Write::Transitions(ts), Ok(Reply::TransitionedMany(each))) => {
+                for (t, ok) in ts.iter().zip(each) {
+                    if ok.is_ok() {
+                        move_count(&mut map, t);
                     }
-                    *map.entry((integration.clone(), t.workflow.state))
-                        .or_default() += 1;
                 }
             }
             (Write::Prune { .. }, Ok(Reply::Pruned(removed, _))) => {
@@ -634,6 +672,17 @@ fn count(counts: &Counts, group: &[Request], results: &[Result<Reply, Error>]) {
             }
             _ => {}
         }
+    }
+}
+
+fn move_count(map: &mut std::collections::HashMap<(IntegrationId, State), u64>, t: &Transition) {
+    let integration = &t.workflow.change.integration_id;
+    if let Some(from) = t.entry.from.filter(|from| *from != t.workflow.state) {
+        if let Some(n) = map.get_mut(&(integration.clone(), from)) {
+            *n = n.saturating_sub(1);
+        }
+        *map.entry((integration.clone(), t.workflow.state))
+            .or_default() += 1;
     }
 }
 

@@ -29,6 +29,9 @@ use committer::{Committer, Write};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// sled's page cache, unless the configuration says otherwise (`store_cache_mb`).
+pub const CACHE_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+
 /// What ingest did with one change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", content = "workflow_id", rename_all = "kebab-case")]
@@ -133,22 +136,32 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (or creates) the store in directory `path`. Fails with `Error::Locked` when
-    /// another process holds it.
+    /// Opens (or creates) the store in directory `path` with the default page cache. Fails
+    /// with `Error::Locked` when another process holds it.
     pub fn open(path: &Path) -> Result<Self, Error> {
-        let db = sled::Config::new().path(path).open().map_err(|e| {
-            let text = e.to_string();
-            if text.contains("could not acquire lock") {
-                Error::Locked {
-                    path: path.display().to_string(),
+        Self::open_with_cache(path, CACHE_BYTES_DEFAULT)
+    }
+
+    /// `open`, with sled's page cache bounded to `cache_bytes` (sled's own default is 1 GiB,
+    /// which a large store fills: the daemon's resident memory grows with the store).
+    pub fn open_with_cache(path: &Path, cache_bytes: u64) -> Result<Self, Error> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .open()
+            .map_err(|e| {
+                let text = e.to_string();
+                if text.contains("could not acquire lock") {
+                    Error::Locked {
+                        path: path.display().to_string(),
+                    }
+                } else {
+                    Error::Io(format!(
+                        "cannot open the store at {}: {text}",
+                        path.display()
+                    ))
                 }
-            } else {
-                Error::Io(format!(
-                    "cannot open the store at {}: {text}",
-                    path.display()
-                ))
-            }
-        })?;
+            })?;
         let tree = |name: &str| db.open_tree(name);
         let trees = Trees {
             instances: tree("instances")?,
@@ -194,12 +207,32 @@ impl Store {
     }
 
     /// Commits one transition (instance, history entry, indexes, effects) atomically and
-    /// durably. Refuses a transition computed from a stale copy of the instance.
-    pub async fn commit(&self, transition: Transition) -> Result<(), Error> {
+    /// durably, and hands it back (so the caller keeps no copy while it waits). Refuses a
+    /// transition computed from a stale copy of the instance.
+    pub async fn commit(&self, transition: Transition) -> Result<Transition, Error> {
         self.committer
             .submit(Write::Transition(Box::new(transition)))
             .await?
-            .into_committed()
+            .into_transitioned()
+    }
+
+    /// Commits many transitions in one write: one transaction and one fsync for all of them.
+    /// Each is checked as `commit` checks it; the answer says, per transition, whether it was
+    /// applied. For bulk tools and benches that fill a store; the workers commit one by one.
+    pub async fn commit_many(
+        &self,
+        transitions: Vec<Transition>,
+    ) -> Result<Vec<Result<(), Error>>, Error> {
+        match self
+            .committer
+            .submit(Write::Transitions(transitions))
+            .await?
+        {
+            committer::Reply::TransitionedMany(each) => Ok(each),
+            _ => Err(Error::Io(
+                "committer answered a batched commit with something else".into(),
+            )),
+        }
     }
 
     /// Moves an unreadable instance aside, out of every index, keeping its bytes.
@@ -412,18 +445,40 @@ impl Store {
         &'a self,
         filter: &'a Filter,
     ) -> Box<dyn Iterator<Item = Result<Workflow, Error>> + 'a> {
+        self.list_after(filter, None)
+    }
+
+    /// `list`, starting after instance `after`: the scan seeks to it (sled's range), so the
+    /// n-th page of a listing costs one page, not every page before it.
+    pub fn list_after<'a>(
+        &'a self,
+        filter: &'a Filter,
+        after: Option<WorkflowId>,
+    ) -> Box<dyn Iterator<Item = Result<Workflow, Error>> + 'a> {
         let decode = move |id: WorkflowId, bytes: &[u8]| {
             codec::decode::<Workflow>(bytes).map_err(|e| Error::Corrupt {
                 key: id.to_string(),
                 reason: e.to_string(),
             })
         };
+        // The first id to read; past the last id there is nothing to read.
+        let first = match after {
+            None => Some(WorkflowId(0)),
+            Some(WorkflowId(id)) => id.checked_add(1).map(WorkflowId),
+        };
+        let Some(first) = first else {
+            return Box::new(std::iter::empty());
+        };
         match filter.state {
             Some(state) => Box::new(
                 self.trees
                     .by_state
-                    .scan_prefix([state.code()])
+                    .range(keys::by_state(state, first)..)
                     .keys()
+                    .take_while(move |k| {
+                        k.as_ref()
+                            .map_or(true, |k| k.first() == Some(&state.code()))
+                    })
                     .filter_map(move |k| {
                         let id = match k {
                             Ok(k) => keys::workflow_id_suffix(&k)?,
@@ -440,7 +495,7 @@ impl Store {
             None => Box::new(
                 self.trees
                     .instances
-                    .iter()
+                    .range(keys::instance(first)..)
                     .map(move |kv| {
                         let (k, v) = kv?;
                         let id = keys::workflow_id_suffix(&k).unwrap_or(WorkflowId(0));
