@@ -11,6 +11,9 @@ use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
 
+/// sled's page cache for this test, in MiB.
+const STORE_CACHE_MB: u64 = 4;
+
 /// One sample of the daemon process.
 #[derive(Debug, Clone, Copy)]
 struct Sample {
@@ -90,6 +93,14 @@ async fn a_flood_while_payroll_is_down_grows_the_store_not_the_memory() {
             auth_wait_ms: 200,
         },
     );
+    // A small page cache, so the flood outgrows it: what stays resident beyond it is the
+    // daemon's own memory.
+    let text = std::fs::read_to_string(&setup.config).unwrap_or_else(|e| panic!("config: {e}"));
+    std::fs::write(
+        &setup.config,
+        format!("store_cache_mb = {STORE_CACHE_MB}\n{text}"),
+    )
+    .unwrap_or_else(|e| panic!("config: {e}"));
     let daemon = DaemonProcess::spawn(&setup, "daemon.log");
     let pid = daemon.child.id();
     let admin = Admin::wait(&setup.store, pid).await;
