@@ -254,6 +254,16 @@ async fn store_command(backend: &Backend, command: Command) -> Result<()> {
                     page.unreadable
                 );
             }
+            if !page.quarantined.is_empty() {
+                eprintln!(
+                    "warning: {} unreadable record(s) are in quarantine (kept with their bytes, out of every index; \
+                     see RELIABILITY.md \"Hostile input\"):",
+                    page.quarantined.len()
+                );
+                for q in &page.quarantined {
+                    eprintln!("  {} at {}: {}", q.key, q.at.to_rfc3339(), q.reason);
+                }
+            }
             if let Some(next) = page.next_after {
                 eprintln!("more: continue with --after {next}");
             }
