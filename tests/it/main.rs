@@ -4,6 +4,7 @@ mod cli;
 mod crash;
 mod e2e;
 mod faults;
+mod hostile;
 mod support;
 mod unimicro;
 mod visma;
