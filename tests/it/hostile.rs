@@ -807,3 +807,195 @@ fn hostile_the_daemon_refuses_a_store_that_lost_its_data_file_and_says_what_to_d
         }
     }
 }
+
+// ---- The golden store written by record format v1 ----
+
+fn golden_dir() -> PathBuf {
+    fixtures().join("golden-store-v1")
+}
+
+/// The golden store's changes: A runs (left in matched-to-position), B failed, C pending, D sent,
+/// E occurred before activation (skipped, in the error log).
+fn golden_change(event: &str, salary: &str, employee: &str, occurred: &str) -> SalaryChange {
+    let mut v = sample();
+    v["event_id"] = json!(event);
+    v["occurred_at"] = json!(occurred);
+    v["salary"]["id"] = json!(salary);
+    v["salary"]["employee"] = json!({"id": employee, "payroll_employee_id": employee});
+    v["salary"]["start_date"] = json!("2026-01-01");
+    SalaryChange::from_json(&v).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Writes `tests/fixtures/golden-store-v1/` with the current code (record format v1). Runs
+/// only with `SALARY_SYNC_WRITE_GOLDEN=1`; the committed store must never be rewritten by a
+/// later format, since it proves that v1 stores still open.
+#[test]
+fn hostile_golden_store_v1_writer() {
+    use salary_sync::domain::{
+        step, Currency, Failure, Input, PayrollRecord, Period, Position, WriteReport,
+    };
+    use salary_sync::storage::{IngestOutcome, Store};
+    if std::env::var("SALARY_SYNC_WRITE_GOLDEN").as_deref() != Ok("1") {
+        return;
+    }
+    assert_eq!(codec::FORMAT_VERSION, 1, "the golden store is the v1 store");
+    let dir = golden_dir();
+    let _ = std::fs::remove_dir_all(&dir);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let policy = salary_sync::engine::retry::RetrySettings::default();
+    rt.block_on(async {
+        let store = Store::open(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let t = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .map(|d| d.with_timezone(&Utc))
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let at = t("2026-11-20T10:00:00Z");
+        let integration = salary_sync::domain::IntegrationId::parse(INTEGRATION)
+            .unwrap_or_else(|e| panic!("{e}"));
+        store
+            .set_integration(integration, true, Some(t(ACTIVATED_AT)), at)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let changes = vec![
+            golden_change("gold-a", "sal-gold-a", "101", "2026-11-20T09:00:00Z"),
+            golden_change("gold-b", "sal-gold-b", "104", "2026-11-20T09:00:00Z"),
+            golden_change("gold-c", "sal-gold-c", "102", "2026-11-20T09:00:00Z"),
+            golden_change("gold-d", "sal-gold-d", "105", "2026-11-20T09:00:00Z"),
+            golden_change("gold-e", "sal-gold-e", "101", "2025-06-01T09:00:00Z"),
+        ];
+        let out = store
+            .ingest(changes, at)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let id = |i: usize| match out[i] {
+            IngestOutcome::Accepted(id) => id,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(out[4], IngestOutcome::Skipped);
+        let run = |id: WorkflowId, inputs: Vec<Input>| {
+            let store = &store;
+            let policy = &policy;
+            async move {
+                for input in inputs {
+                    let wf = store
+                        .get(id)
+                        .ok()
+                        .flatten()
+                        .unwrap_or_else(|| panic!("{id}"));
+                    let tr = step(&wf, input, at, policy).unwrap_or_else(|e| panic!("{e}"));
+                    store.commit(tr).await.unwrap_or_else(|e| panic!("{e}"));
+                }
+            }
+        };
+        let position = |employee: &str, employment: &str, start: &str| Position {
+            employee_id: employee.into(),
+            employment_id: employment.into(),
+            period: Period {
+                start: start.parse().unwrap_or_default(),
+                end: None,
+            },
+        };
+        run(
+            id(0),
+            vec![Input::Matched(position("101", "201", "2020-01-01"))],
+        )
+        .await;
+        run(
+            id(1),
+            vec![Input::StepFailed(Failure::permanent(
+                FailureCode::NoEmployment,
+                "employee 104 has no employment covering 2026-01-01..(open)",
+            ))],
+        )
+        .await;
+        let nok = Currency::parse("NOK").unwrap_or_else(|e| panic!("{e}"));
+        let record = PayrollRecord {
+            id: "9001".into(),
+            employment_id: "205".into(),
+        };
+        run(
+            id(3),
+            vec![
+                Input::Matched(position("105", "205", "2022-02-01")),
+                Input::CurrencyFound(nok),
+                Input::OverlapClear,
+                Input::IntentRecorded { updates: None },
+                Input::Written(WriteReport {
+                    record,
+                    adopted: false,
+                    dropped_fields: vec!["note"],
+                    record_remains_after_delete: false,
+                }),
+            ],
+        )
+        .await;
+    });
+}
+
+/// A copy of the golden v1 store opens with the current code: every instance, history entry,
+/// owned record, error-log line and the switch read back as written; then the daemon finishes
+/// its non-terminal work against the simulator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_the_golden_v1_store_opens_and_its_work_finishes() {
+    use salary_sync::storage::{Filter, Store};
+    let sim = start_sim(Seed::demo()).await;
+    let setup = setup(&sim.control().base_url(), 50);
+    std::fs::remove_dir_all(&setup.store).unwrap_or_else(|e| panic!("{e}"));
+    copy_dir(&golden_dir(), &setup.store);
+    {
+        let store = Store::open(&setup.store).unwrap_or_else(|e| panic!("golden store: {e}"));
+        let all: Vec<Workflow> = store
+            .list(&Filter::default())
+            .map(|r| r.unwrap_or_else(|e| panic!("{e}")))
+            .collect();
+        let state = |salary: &str| {
+            all.iter()
+                .find(|w| w.change.salary.id.as_str() == salary)
+                .map(|w| (w.state, w.history_len))
+                .unwrap_or_else(|| panic!("{salary} missing"))
+        };
+        assert_eq!(all.len(), 4);
+        assert_eq!(state("sal-gold-a"), (State::MatchedToPosition, 2));
+        assert_eq!(state("sal-gold-b"), (State::Failed, 2));
+        assert_eq!(state("sal-gold-c"), (State::Pending, 1));
+        assert_eq!(state("sal-gold-d"), (State::Sent, 6));
+        for wf in &all {
+            let history = store.history(wf.id).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(history.len() as u32, wf.history_len);
+            assert!(history.iter().enumerate().all(|(i, h)| h.seq as usize == i));
+        }
+        let integration = salary_sync::domain::IntegrationId::parse(INTEGRATION)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let switch = store.integration(&integration).ok().flatten();
+        assert!(
+            switch.as_ref().is_some_and(|s| s.enabled && s.skipped == 1),
+            "{switch:?}"
+        );
+        let errors = store.errors(None).unwrap_or_else(|e| panic!("{e}"));
+        let codes: Vec<_> = errors.iter().map(|e| e.failure.code).collect();
+        assert_eq!(codes.len(), 2, "{codes:?}");
+        assert!(
+            codes.contains(&FailureCode::NoEmployment)
+                && codes.contains(&FailureCode::BeforeActivation)
+        );
+        let salary =
+            salary_sync::domain::SalaryId::parse("sal-gold-d").unwrap_or_else(|e| panic!("{e}"));
+        let owned = store
+            .owned_record(&integration, &salary)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(owned.map(|r| r.id), Some("9001".to_owned()));
+        assert!(store.quarantined().map(|q| q.is_empty()).unwrap_or(false));
+    }
+    let daemon = DaemonProcess::spawn(&setup, "daemon.log");
+    let admin = Admin::wait(&setup.store, daemon.child.id()).await;
+    let done = admin.wait_all_terminal(4, Duration::from_secs(30)).await;
+    assert_eq!(state_of(&done, "sal-gold-a", "created"), State::Sent);
+    assert_eq!(state_of(&done, "sal-gold-c", "created"), State::Sent);
+    assert_eq!(state_of(&done, "sal-gold-b", "created"), State::Failed);
+    assert_eq!(daemon.terminate(), Some(0));
+    sim.shutdown().await;
+}
