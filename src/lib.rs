@@ -12,6 +12,8 @@
 //! - [`cli`]: the commands; `main.rs` is a thin shell over it.
 //! - [`config`], [`secret`], [`clock`], [`metrics`]: the TOML config, redacted credentials, the
 //!   wall clock, Prometheus counters.
+//! - `hostile`: the properties hostile input must keep, shared by the fuzz targets (`fuzz/`)
+//!   and the proptests of `tests/it/hostile.rs`.
 
 pub mod api;
 pub mod cli;
@@ -21,6 +23,8 @@ pub mod connectors;
 pub mod daemon;
 pub mod domain;
 pub mod engine;
+#[doc(hidden)]
+pub mod hostile;
 pub mod metrics;
 pub mod secret;
 pub mod simulators;

@@ -20,6 +20,9 @@ pub struct SubmitItem {
     pub outcome: String,
     pub workflow_id: Option<WorkflowId>,
     pub error: Option<String>,
+    /// For an `invalid` event: the field at fault (`salary.amount`), for machines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +53,7 @@ pub async fn submit(
                 outcome: "invalid".into(),
                 workflow_id: None,
                 error: Some(e.to_string()),
+                field: Some(e.field),
             }),
             Ok(change) if !integrations.contains(&change.integration_id) => {
                 items.push(SubmitItem {
@@ -61,6 +65,7 @@ pub async fn submit(
                         "integration {} is not configured",
                         change.integration_id
                     )),
+                    field: None,
                 })
             }
             Ok(change) => {
@@ -70,6 +75,7 @@ pub async fn submit(
                     outcome: String::new(),
                     workflow_id: None,
                     error: None,
+                    field: None,
                 });
                 slots.push(items.len() - 1);
                 to_store.push(change);
@@ -121,6 +127,9 @@ pub struct Page {
     pub instances: Vec<Workflow>,
     /// Unreadable records met on the way (reported, not fatal).
     pub unreadable: usize,
+    /// Records moved aside as unreadable (first page only), so a listing always says so.
+    #[serde(default)]
+    pub quarantined: Vec<storage::QuarantineEntry>,
     /// Pass as `after` for the next page; `None` on the last page.
     pub next_after: Option<WorkflowId>,
 }
@@ -136,6 +145,11 @@ pub fn list_page(
     let mut page = Page {
         instances: Vec::new(),
         unreadable: 0,
+        quarantined: if after.is_none() {
+            store.quarantined()?
+        } else {
+            Vec::new()
+        },
         next_after: None,
     };
     for item in store.list_after(filter, after) {

@@ -40,7 +40,15 @@ pub fn verify(
 ) -> Result<(), Error> {
     let timestamp = timestamp.ok_or(Error::Missing(TIMESTAMP_HEADER))?;
     let signature = signature.ok_or(Error::Missing(SIGNATURE_HEADER))?;
-    let timestamp: i64 = timestamp.trim().parse().map_err(|_| Error::BadTimestamp)?;
+    // Plain decimal digits only: `str::parse` also takes `+1800000000`, a second spelling of
+    // the same signed request (found by the signature fuzz property).
+    let timestamp = timestamp.trim();
+    let digits = timestamp.bytes().all(|b| b.is_ascii_digit());
+    let leading_zero = timestamp.len() > 1 && timestamp.starts_with('0');
+    if timestamp.is_empty() || timestamp.len() > 18 || !digits || leading_zero {
+        return Err(Error::BadTimestamp);
+    }
+    let timestamp: i64 = timestamp.parse().map_err(|_| Error::BadTimestamp)?;
     let given = signature
         .trim()
         .strip_prefix("sha256=")
@@ -48,7 +56,7 @@ pub fn verify(
         .filter(|b| b.len() == 32)
         .ok_or(Error::BadFormat)?;
     let skew_s = now.timestamp().saturating_sub(timestamp);
-    if skew_s.abs() > window_s {
+    if skew_s.unsigned_abs() > window_s.unsigned_abs() {
         return Err(Error::Stale { skew_s, window_s });
     }
     let expected = mac(secret, timestamp, body);
@@ -75,7 +83,8 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    // `from_str_radix` alone also reads `+f` as 0x0f: hex digits only.
+    if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..s.len())
@@ -149,6 +158,32 @@ mod tests {
             verify(SECRET, Some(&old), Some(&old_sig), b"x", now(), 300),
             Err(Error::Stale { .. })
         ));
+    }
+
+    /// Regression (signature fuzz property): `+1800000000`, `01800000000` and a `+` in the
+    /// hex digits were second spellings of a genuine signature.
+    #[test]
+    fn only_the_canonical_spelling_passes() {
+        let t = now().timestamp();
+        let sig = sign(SECRET, t, b"x");
+        let plus_ts = format!("+{t}");
+        let zero_ts = format!("0{t}");
+        for ts in [&plus_ts, &zero_ts] {
+            assert_eq!(
+                verify(SECRET, Some(ts), Some(&sig), b"x", now(), 300),
+                Err(Error::BadTimestamp)
+            );
+        }
+        let hex = sig.trim_start_matches("sha256=");
+        let Some(zero) = (0..hex.len()).step_by(2).find(|&i| &hex[i..=i] == "0") else {
+            return; // no pair starting with 0 in this signature
+        };
+        let plus_sig = format!("sha256={}+{}", &hex[..zero], &hex[zero + 1..]);
+        let ts = t.to_string();
+        assert_eq!(
+            verify(SECRET, Some(&ts), Some(&plus_sig), b"x", now(), 300),
+            Err(Error::BadFormat)
+        );
     }
 
     proptest! {

@@ -1,7 +1,8 @@
 //! The webhook: `POST /v1/salary-events`, one event or a batch, signed by the HR system.
 //!
 //! Order of checks (each answer is JSON that names the problem): shutting down 503, too large
-//! 413, bad signature 401, not JSON 400, invalid content 422, unknown integration 404. A batch
+//! 413, bad signature 401, a declared content-type that is not JSON 415, not JSON 400,
+//! invalid content 422 (each invalid event's `field` named), unknown integration 404. A batch
 //! is all-or-nothing up to here: one bad event stores none. Then the events are stored and
 //! fsynced before the answer: 202 when something new was accepted, 200 when every event was a
 //! duplicate, 409 when an `event_id` was reused with a different body (the others are stored).
@@ -55,6 +56,19 @@ fn answer(status: StatusCode, error: impl Into<String>, results: &[SubmitItem]) 
         .into_response()
 }
 
+/// `application/json` or any `application/*+json`, with or without parameters (`charset`).
+fn is_json(value: &axum::http::HeaderValue) -> bool {
+    let Ok(text) = value.to_str() else {
+        return false;
+    };
+    let essence = text.split(';').next().unwrap_or_default().trim();
+    let essence = essence.to_ascii_lowercase();
+    essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|sub| sub.ends_with("+json"))
+}
+
 async fn ingest(State(state): State<WebhookState>, headers: HeaderMap, body: Body) -> Response {
     if *state.stopping.borrow() {
         return answer(
@@ -95,6 +109,20 @@ async fn ingest(State(state): State<WebhookState>, headers: HeaderMap, body: Bod
         warn!(error = %e, "webhook refused: bad signature");
         return answer(StatusCode::UNAUTHORIZED, format!("bad signature: {e}"), &[]);
     }
+    // Only a JSON body is read as JSON. A missing content-type is tolerated (the signature
+    // already proves the sender); a declared other type is a sender bug, answered plainly.
+    if let Some(declared) = headers.get(axum::http::header::CONTENT_TYPE) {
+        if !is_json(declared) {
+            return answer(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "content-type {:?} is not JSON; send application/json",
+                    String::from_utf8_lossy(declared.as_bytes())
+                ),
+                &[],
+            );
+        }
+    }
     let parsed = match parse_batch(&body) {
         Ok(p) => p,
         Err(e) => return answer(StatusCode::BAD_REQUEST, e.to_string(), &[]),
@@ -112,12 +140,14 @@ async fn ingest(State(state): State<WebhookState>, headers: HeaderMap, body: Bod
             outcome: "valid".into(),
             workflow_id: None,
             error: None,
+            field: None,
         };
         match result {
             Err(e) => {
                 invalid += 1;
                 item.outcome = "invalid".into();
                 item.error = Some(e.to_string());
+                item.field = Some(e.field);
             }
             Ok(change) => {
                 item.event_id = Some(change.event_id.to_string());

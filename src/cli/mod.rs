@@ -331,10 +331,13 @@ async fn dump(
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut printer = render::InstancePrinter::new(format);
     let mut unreadable = 0;
+    // The first page carries the quarantine list.
+    let mut quarantined = Vec::new();
     let next = if query.limit.is_some() {
         // One page, as asked; the next page's `--after` goes to stderr.
         let page = backend.list_page(&query).await?;
         unreadable += page.unreadable;
+        quarantined.extend(page.quarantined);
         out.write_all(printer.page(&page.instances).as_bytes())?;
         page.next_after
     } else {
@@ -345,6 +348,7 @@ async fn dump(
         loop {
             let page = backend.list_page(&query).await?;
             unreadable += page.unreadable;
+            quarantined.extend(page.quarantined);
             out.write_all(printer.page(&page.instances).as_bytes())?;
             match page.next_after {
                 Some(after) => query.after = Some(after.to_string()),
@@ -359,6 +363,16 @@ async fn dump(
         eprintln!(
             "warning: {unreadable} stored instance(s) could not be read; the daemon quarantines them when it meets them"
         );
+    }
+    if !quarantined.is_empty() {
+        eprintln!(
+            "warning: {} unreadable record(s) are in quarantine (kept with their bytes, out of every index; \
+             see RELIABILITY.md \"Hostile input\"):",
+            quarantined.len()
+        );
+        for q in &quarantined {
+            eprintln!("  {} at {}: {}", q.key, q.at.to_rfc3339(), q.reason);
+        }
     }
     if let Some(next) = next {
         eprintln!("more: continue with --after {next}");

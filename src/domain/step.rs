@@ -447,8 +447,13 @@ fn fail(next: &mut Workflow, effects: &mut Vec<Effect>, failure: Failure) {
     effects.push(Effect::LogError(failure));
 }
 
+/// The longest wait the step ever schedules: one year. A larger delay (from a config or a
+/// damaged record) would overflow `DateTime` (the config fuzz property found a panic here
+/// with `delay_ms_max = 2^62`); a year is already far past any retry budget.
+const WAIT_MS_MAX: i64 = 366 * 24 * 3600 * 1000;
+
 fn clamp_ms(ms: u64) -> i64 {
-    i64::try_from(ms).unwrap_or(i64::MAX / 4).min(i64::MAX / 4)
+    i64::try_from(ms).unwrap_or(WAIT_MS_MAX).min(WAIT_MS_MAX)
 }
 
 impl fmt::Display for Transition {

@@ -579,3 +579,40 @@ fn operator_verbs_round_trip_and_unknown_ones_are_named() {
         .unwrap_err()
         .contains("delete"));
 }
+
+/// Waits as long as a config allows at most, or longer (a damaged record), never more.
+struct Endless;
+
+impl RetryPolicy for Endless {
+    fn attempts_max(&self) -> u32 {
+        8
+    }
+    fn next_delay(&self, _: u64) -> RetryDelay {
+        RetryDelay {
+            delay_ms: u64::MAX,
+            interval_ms: u64::MAX,
+        }
+    }
+    fn auth_wait_ms(&self) -> u64 {
+        1 << 62
+    }
+}
+
+/// Regression (config fuzz property): `delay_ms_max = 2^62` made the wake time overflow
+/// `DateTime` and the step panicked.
+#[test]
+fn a_huge_delay_is_capped_at_a_year_instead_of_overflowing() {
+    let wf = Workflow::accept(WorkflowId(1), change(ChangeKind::Created), t0()).0;
+    for failure in [
+        Failure::transient(FailureCode::Unavailable, "503"),
+        Failure::new(FailureCode::AuthRejected, FailureClass::Auth, "401"),
+    ] {
+        let t =
+            step(&wf, Input::StepFailed(failure), t0(), &Endless).unwrap_or_else(|e| panic!("{e}"));
+        let wake = t.workflow.wake_at.unwrap_or_default();
+        assert!(
+            wake > t0() && wake <= t0() + chrono::Duration::days(366),
+            "{wake}"
+        );
+    }
+}

@@ -48,6 +48,19 @@ impl RetrySettings {
         if self.initial_delay_ms == 0 || self.initial_delay_ms > self.delay_ms_max {
             return Err("retry.initial_delay_ms must be between 1 and retry.delay_ms_max".into());
         }
+        // Longer waits are no retry policy, and near `u64::MAX` they overflowed the wake
+        // time (found by the config fuzz property).
+        const WAIT_MS_MAX: u64 = 30 * 24 * 3600 * 1000;
+        if self.delay_ms_max > WAIT_MS_MAX {
+            return Err(format!(
+                "retry.delay_ms_max must be at most {WAIT_MS_MAX} (30 days)"
+            ));
+        }
+        if self.auth_wait_ms > WAIT_MS_MAX {
+            return Err(format!(
+                "retry.auth_wait_ms must be at most {WAIT_MS_MAX} (30 days)"
+            ));
+        }
         if !(1.0..=10.0).contains(&self.multiplier) {
             return Err("retry.multiplier must be between 1.0 and 10.0".into());
         }

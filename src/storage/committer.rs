@@ -110,6 +110,41 @@ struct Request {
 pub(crate) type Counts =
     std::sync::Arc<Mutex<std::collections::HashMap<(IntegrationId, State), u64>>>;
 
+/// The commit counter: its value in sled, and the file beside sled's that records how many
+/// commits were acknowledged.
+pub(crate) struct Mark {
+    pub commits: u64,
+    pub file: File,
+}
+
+const COMMITS_KEY: &[u8] = b"commits";
+
+/// The number of group commits sled holds (0 for a store that never counted).
+pub(crate) fn commits_in(meta: &sled::Tree) -> Result<u64, Error> {
+    Ok(meta
+        .get(COMMITS_KEY)?
+        .and_then(|v| v.as_ref().try_into().ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0))
+}
+
+impl Mark {
+    /// Records one more acknowledged commit, after it is durable. A failed write only makes
+    /// the check at open weaker, so it is logged, not fatal.
+    fn acknowledge(&mut self) {
+        use std::io::{Seek, SeekFrom, Write};
+        self.commits += 1;
+        let bytes = self.commits.to_be_bytes();
+        let mut file = &self.file;
+        if let Err(e) = file
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| file.write_all(&bytes))
+        {
+            tracing::warn!(error = %e, "could not record the acknowledged commit count");
+        }
+    }
+}
+
 pub(crate) struct Committer {
     sender: Mutex<Option<mpsc::Sender<Request>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -121,11 +156,12 @@ impl Committer {
         trees: Trees,
         data_file: File,
         counts: Counts,
+        mark: Mark,
     ) -> Result<Self, Error> {
         let (sender, receiver) = mpsc::channel::<Request>();
         let thread = std::thread::Builder::new()
             .name("store-committer".into())
-            .spawn(move || run(db, trees, data_file, receiver, counts))?;
+            .spawn(move || run(db, trees, data_file, receiver, counts, mark))?;
         Ok(Self {
             sender: Mutex::new(Some(sender)),
             thread: Mutex::new(Some(thread)),
@@ -168,6 +204,7 @@ fn run(
     data_file: File,
     receiver: mpsc::Receiver<Request>,
     counts: Counts,
+    mut mark: Mark,
 ) {
     while let Ok(first) = receiver.recv() {
         let mut group = vec![first];
@@ -189,7 +226,7 @@ fn run(
             }
         }
         let errors_pruned = prune_error_log(&trees, &group);
-        let results = apply_group(&trees, &group).map(|mut results| {
+        let results = apply_group(&trees, &group, mark.commits + 1).map(|mut results| {
             for result in &mut results {
                 if let Ok(Reply::Pruned(_, n)) = result {
                     *n = errors_pruned;
@@ -203,6 +240,7 @@ fn run(
             .and_then(|_| data_file.sync_data().map_err(Error::from));
         match (results, durable) {
             (Ok(results), Ok(())) => {
+                mark.acknowledge();
                 count(&counts, &group, &results);
                 for (request, result) in group.into_iter().zip(results) {
                     let _ = request.reply.send(hand_back(request.write, result));
@@ -239,11 +277,16 @@ type Tx<'a> = (
     &'a TransactionalTree,
     &'a TransactionalTree,
     &'a TransactionalTree,
+    &'a TransactionalTree,
 );
 
 /// Applies the whole group in one transaction; per-write refusals (stale, not found) are
 /// answers, not aborts.
-fn apply_group(trees: &Trees, group: &[Request]) -> Result<Vec<Result<Reply, Error>>, Error> {
+fn apply_group(
+    trees: &Trees,
+    group: &[Request],
+    commits: u64,
+) -> Result<Vec<Result<Reply, Error>>, Error> {
     let t = trees;
     let outcome = (
         &t.instances,
@@ -256,9 +299,11 @@ fn apply_group(trees: &Trees, group: &[Request]) -> Result<Vec<Result<Reply, Err
         &t.errors,
         &t.quarantine,
         &t.integrations,
+        &t.meta,
     )
-        .transaction(|(i, h, s, d, e, q, r, l, z, g)| {
-            let tx: Tx = (i, h, s, d, e, q, r, l, z, g);
+        .transaction(|(i, h, s, d, e, q, r, l, z, g, m)| {
+            m.insert(COMMITS_KEY, &commits.to_be_bytes())?;
+            let tx: Tx = (i, h, s, d, e, q, r, l, z, g, m);
             let mut results = Vec::with_capacity(group.len());
             for request in group {
                 let result = match &request.write {
@@ -315,7 +360,8 @@ fn ingest(
     ids: &[WorkflowId],
     now: DateTime<Utc>,
 ) -> Result<Vec<IngestOutcome>, Abortable> {
-    let (instances, history, by_state, due, events, salary_queue, _, errors, _, integrations) = *tx;
+    let (instances, history, by_state, due, events, salary_queue, _, errors, _, integrations, _) =
+        *tx;
     if ids.len() != changes.len() {
         return Err(Abortable::Refused(Error::Io(
             "could not allocate workflow ids".into(),
@@ -420,7 +466,7 @@ fn ingest(
 }
 
 fn transition(tx: &Tx, t: &Transition) -> Result<(), Abortable> {
-    let (instances, history, by_state, due, _events, salary_queue, records, errors, _, _) = *tx;
+    let (instances, history, by_state, due, _events, salary_queue, records, errors, _, _, _) = *tx;
     let new = &t.workflow;
     let id = new.id;
     let old_bytes = instances

@@ -11,7 +11,7 @@ pub enum Error {
     #[error("store I/O error: {0}")]
     Io(String),
 
-    #[error("stored record {key} is unreadable: {reason}; it is quarantined, the rest of the store is fine")]
+    #[error("stored record {key} is unreadable: {reason}; the rest of the store is not affected")]
     Corrupt { key: String, reason: String },
 
     #[error("workflow {0} does not exist")]
@@ -22,6 +22,20 @@ pub enum Error {
         id: WorkflowId,
         expected: u32,
         found: u32,
+    },
+
+    #[error(
+        "the store at {path} has lost acknowledged writes: its data file holds {found} group \
+         commits but {acknowledged} were acknowledged (the file was truncated, damaged or \
+         replaced). Refusing to start, so that no accepted change is silently dropped. Stop, \
+         restore the directory {path} from a backup, then start again. To accept the loss \
+         instead, delete {path}/acknowledged-commits and have the HR system re-send the changes \
+         of the lost period (duplicates are recognised by event_id)"
+    )]
+    Lost {
+        path: String,
+        acknowledged: u64,
+        found: u64,
     },
 
     #[error("the store is closed (shutting down)")]

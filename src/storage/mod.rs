@@ -123,6 +123,9 @@ pub(crate) struct Trees {
     pub errors: sled::Tree,
     pub quarantine: sled::Tree,
     pub integrations: sled::Tree,
+    /// `commits` -> the number of group commits applied (u64, big-endian), written in every
+    /// group's transaction; checked at open against `ACKED_FILE`.
+    pub meta: sled::Tree,
 }
 
 /// The durable store. Cheap to share behind an `Arc`; dropping it stops the committer after
@@ -155,6 +158,14 @@ impl Store {
                     Error::Locked {
                         path: path.display().to_string(),
                     }
+                } else if text.contains("corrupt") {
+                    // sled found its own files damaged (e.g. the data file gone, a snapshot
+                    // left).
+                    Error::Io(format!(
+                        "cannot open the store at {p}: {text}. Its files are damaged. Stop, \
+                         restore the directory {p} from a backup, then start again",
+                        p = path.display()
+                    ))
                 } else {
                     Error::Io(format!(
                         "cannot open the store at {}: {text}",
@@ -174,13 +185,41 @@ impl Store {
             errors: tree("errors")?,
             quarantine: tree("quarantine")?,
             integrations: tree("integrations")?,
+            meta: tree("meta")?,
         };
+        // sled recovers a truncated or damaged log silently to an earlier point (measured:
+        // RELIABILITY.md, Hostile input). The number of commits acknowledged is also kept in
+        // a small file beside sled's; if sled has fewer, acknowledged writes are gone.
+        let found = committer::commits_in(&trees.meta)?;
+        let acked_path = path.join(ACKED_FILE);
+        let acknowledged = read_acknowledged(&acked_path)?;
+        if acknowledged > found {
+            return Err(Error::Lost {
+                path: path.display().to_string(),
+                acknowledged,
+                found,
+            });
+        }
+        let acked_file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&acked_path)?;
         // sled's flush does not fsync (spacejam/sled#1452); the committer fsyncs this file.
         let data_file = std::fs::File::open(path.join("db"))?;
         sync_dir(path)?;
         let counts = committer::Counts::default();
         count_instances(&trees, &counts);
-        let committer = Committer::start(db.clone(), trees.clone(), data_file, counts.clone())?;
+        let committer = Committer::start(
+            db.clone(),
+            trees.clone(),
+            data_file,
+            counts.clone(),
+            committer::Mark {
+                commits: found,
+                file: acked_file,
+            },
+        )?;
         Ok(Self {
             db,
             trees,
@@ -649,6 +688,23 @@ impl Store {
         self.trees.instances.insert(keys::instance(id), bytes)?;
         self.db.flush()?;
         Ok(())
+    }
+}
+
+/// The file beside sled's, in the store directory, holding how many group commits were
+/// acknowledged (u64, big-endian). Written after each group's fsync, itself not fsynced: it
+/// can only lag behind sled (after a power loss), never run ahead of what sled made durable.
+pub const ACKED_FILE: &str = "acknowledged-commits";
+
+fn read_acknowledged(path: &Path) -> Result<u64, Error> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(bytes
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(Error::Io(format!("cannot read {}: {e}", path.display()))),
     }
 }
 

@@ -5,6 +5,7 @@ mod cli;
 mod crash;
 mod e2e;
 mod faults;
+mod hostile;
 mod lifecycle;
 mod rate_limit;
 mod sim_payroll;
