@@ -107,8 +107,55 @@ struct Request {
 }
 
 /// Instances per (integration, state), moved after each durable group.
-pub(crate) type Counts =
-    std::sync::Arc<Mutex<std::collections::HashMap<(IntegrationId, State), u64>>>;
+pub(crate) type Counts = std::sync::Arc<Mutex<CountMap>>;
+pub(crate) type CountMap = std::collections::HashMap<(IntegrationId, State), u64>;
+
+const COUNTS_KEY: &[u8] = b"counts";
+
+/// The instance counts as of one group commit, kept in `meta` so an open need not decode
+/// every instance (which also pulls every page of a large store into sled's memory).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredCounts {
+    /// The commit they describe: trusted at open only when it is sled's last commit.
+    commit: u64,
+    counts: Vec<(IntegrationId, State, u64)>,
+}
+
+/// The counts kept at commit `commits`, if the store has them for exactly that commit (a
+/// crash between a group's transaction and its counts, a quarantine, or an older store: no).
+pub(crate) fn stored_counts(meta: &sled::Tree, commits: u64) -> Option<CountMap> {
+    let bytes = meta.get(COUNTS_KEY).ok()??;
+    let stored: StoredCounts = super::codec::decode(&bytes).ok()?;
+    (stored.commit == commits).then(|| {
+        stored
+            .counts
+            .into_iter()
+            .map(|(integration, state, n)| ((integration, state), n))
+            .collect()
+    })
+}
+
+/// Keeps `counts` as the counts of commit `commit`, in the same flush as that commit.
+fn keep_counts(meta: &sled::Tree, commit: u64, counts: &CountMap) {
+    let stored = StoredCounts {
+        commit,
+        counts: counts
+            .iter()
+            .map(|((integration, state), n)| (integration.clone(), *state, *n))
+            .collect(),
+    };
+    if let Err(e) = meta.insert(COUNTS_KEY, super::codec::encode(&stored)) {
+        // Only the next open's shortcut is lost: it counts the instances instead.
+        tracing::warn!(error = %e, "could not keep the instance counts");
+    }
+}
+
+/// Forgets the kept counts (the next open counts the instances).
+fn forget_counts(meta: &sled::Tree) {
+    if let Err(e) = meta.remove(COUNTS_KEY) {
+        tracing::warn!(error = %e, "could not drop the kept instance counts");
+    }
+}
 
 /// The commit counter: its value in sled, and the file beside sled's that records how many
 /// commits were acknowledged.
@@ -234,6 +281,23 @@ fn run(
             }
             results
         });
+        // The counts after this group, kept in the same flush. A quarantined instance's state
+        // is unknown, so such a group drops the kept counts instead.
+        let counted = results.as_ref().ok().map(|results| {
+            let mut map = counts.lock().map(|m| m.clone()).unwrap_or_default();
+            count(&mut map, &group, results);
+            map
+        });
+        if let Some(map) = &counted {
+            if group
+                .iter()
+                .any(|r| matches!(r.write, Write::Quarantine { .. }))
+            {
+                forget_counts(&trees.meta);
+            } else {
+                keep_counts(&trees.meta, mark.commits + 1, map);
+            }
+        }
         let durable = db
             .flush()
             .map_err(Error::from)
@@ -241,7 +305,9 @@ fn run(
         match (results, durable) {
             (Ok(results), Ok(())) => {
                 mark.acknowledge();
-                count(&counts, &group, &results);
+                if let (Some(map), Ok(mut live)) = (counted, counts.lock()) {
+                    *live = map;
+                }
                 for (request, result) in group.into_iter().zip(results) {
                     let _ = request.reply.send(hand_back(request.write, result));
                 }
@@ -686,11 +752,8 @@ fn switch(
     Ok(switch)
 }
 
-/// Moves the in-memory instance counts by what a durable group did.
-fn count(counts: &Counts, group: &[Request], results: &[Result<Reply, Error>]) {
-    let Ok(mut map) = counts.lock() else {
-        return;
-    };
+/// Moves the instance counts by what a group did.
+fn count(map: &mut CountMap, group: &[Request], results: &[Result<Reply, Error>]) {
     for (request, result) in group.iter().zip(results) {
         match (&request.write, result) {
             (Write::Ingest { changes, .. }, Ok(Reply::Ingested(outcomes))) => {
@@ -701,11 +764,11 @@ fn count(counts: &Counts, group: &[Request], results: &[Result<Reply, Error>]) {
                     }
                 }
             }
-            (Write::Transition(t), Ok(_)) => move_count(&mut map, t),
+            (Write::Transition(t), Ok(_)) => move_count(map, t),
             (Write::Transitions(ts), Ok(Reply::TransitionedMany(each))) => {
                 for (t, ok) in ts.iter().zip(each) {
                     if ok.is_ok() {
-                        move_count(&mut map, t);
+                        move_count(map, t);
                     }
                 }
             }
@@ -721,7 +784,7 @@ fn count(counts: &Counts, group: &[Request], results: &[Result<Reply, Error>]) {
     }
 }
 
-fn move_count(map: &mut std::collections::HashMap<(IntegrationId, State), u64>, t: &Transition) {
+fn move_count(map: &mut CountMap, t: &Transition) {
     let integration = &t.workflow.change.integration_id;
     if let Some(from) = t.entry.from.filter(|from| *from != t.workflow.state) {
         if let Some(n) = map.get_mut(&(integration.clone(), from)) {

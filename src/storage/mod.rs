@@ -208,8 +208,16 @@ impl Store {
         // sled's flush does not fsync (spacejam/sled#1452); the committer fsyncs this file.
         let data_file = std::fs::File::open(path.join("db"))?;
         sync_dir(path)?;
-        let counts = committer::Counts::default();
-        count_instances(&trees, &counts);
+        // The counts kept at the last commit, or (older store, crash before they were kept,
+        // a quarantine since) a pass over every instance.
+        let counts = match committer::stored_counts(&trees.meta, found) {
+            Some(map) => committer::Counts::new(std::sync::Mutex::new(map)),
+            None => {
+                let counts = committer::Counts::default();
+                count_instances(&trees, &counts);
+                counts
+            }
+        };
         let committer = Committer::start(
             db.clone(),
             trees.clone(),

@@ -507,3 +507,69 @@ fn a_failed_write_of_unknown_outcome_holds_its_salary() {
         assert_eq!(pruned, 0, "not pruned while its write's outcome is unknown");
     });
 }
+
+/// The per-integration counts are kept with each commit, so an open reads them instead of
+/// decoding every instance; after a quarantine (the instance's state unknown) the next open
+/// counts again, and either way the counts match the instances.
+#[test]
+fn instance_counts_are_kept_with_each_commit_and_recounted_after_a_quarantine() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let integration = change(ChangeKind::Created).integration_id;
+    let count_of = |store: &Store, state: State| {
+        store
+            .counts_by_integration()
+            .into_iter()
+            .find(|(i, s, _)| *i == integration && *s == state)
+            .map_or(0, |(_, _, n)| n)
+    };
+    let (bad, good) = rt().block_on(async {
+        let store = open_enabled(dir.path()).await;
+        let a = change(ChangeKind::Created);
+        let mut b = change(ChangeKind::Updated);
+        b.event_id = crate::domain::EventId::parse("evt-other").unwrap_or_else(|e| panic!("{e}"));
+        let out = store
+            .ingest(vec![a, b], now())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (IngestOutcome::Accepted(a), IngestOutcome::Accepted(b)) = (out[0], out[1]) else {
+            panic!("{out:?}")
+        };
+        let wf = store
+            .get(a)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("stored"));
+        let t =
+            step(&wf, Input::Matched(position()), now(), &Fixed).unwrap_or_else(|e| panic!("{e}"));
+        store.commit(t).await.unwrap_or_else(|e| panic!("{e}"));
+        (a, b)
+    });
+    {
+        let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let commits = committer::commits_in(&store.trees.meta).unwrap_or(0);
+        assert!(
+            committer::stored_counts(&store.trees.meta, commits).is_some(),
+            "the last commit kept its counts"
+        );
+        assert_eq!(count_of(&store, State::Pending), 1);
+        assert_eq!(count_of(&store, State::MatchedToPosition), 1);
+        rt().block_on(async {
+            store
+                .corrupt_for_test(good, &[1, 0xff, 0xfe])
+                .unwrap_or_else(|e| panic!("{e}"));
+            store
+                .quarantine(good, "test".into(), now())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        });
+        let commits = committer::commits_in(&store.trees.meta).unwrap_or(0);
+        assert!(
+            committer::stored_counts(&store.trees.meta, commits).is_none(),
+            "a quarantine drops the kept counts"
+        );
+    }
+    let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(count_of(&store, State::Pending), 0, "recounted at open");
+    assert_eq!(count_of(&store, State::MatchedToPosition), 1);
+    assert!(store.get(bad).ok().flatten().is_some());
+}
