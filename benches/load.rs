@@ -14,6 +14,8 @@
 //! accept -> sent is each instance's `updated_at` (its terminal commit) minus `accepted_at`;
 //! peak RSS is `VmHWM`, reset through `/proc/self/clear_refs` before each run.
 
+mod support;
+
 use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, NaiveDate, Utc};
 use salary_sync::clock::SystemClock;
@@ -83,31 +85,15 @@ struct RawReport {
 }
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("load: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn env_usize(name: &str, default: usize) -> Result<usize> {
-    match std::env::var(name) {
-        Ok(v) => v
-            .replace('_', "")
-            .parse()
-            .with_context(|| format!("{name}={v} is not a whole number")),
-        Err(_) => Ok(default),
-    }
+    support::exit("load", run())
 }
 
 fn run() -> Result<()> {
     let bench = std::env::args().any(|a| a == "--bench");
     let params = if bench {
         Params {
-            n: env_usize("LOAD_N", 10_000)?.max(1),
-            workers: env_usize("LOAD_WORKERS", 64)?.max(1),
+            n: support::env_usize("LOAD_N", 10_000)?.max(1),
+            workers: support::env_usize("LOAD_WORKERS", 64)?.max(1),
             pool: 0,
             latencies_ms: vec![0, 20],
             raw_time: Duration::from_secs(3),
@@ -116,7 +102,7 @@ fn run() -> Result<()> {
     } else {
         Params {
             n: 200,
-            workers: env_usize("LOAD_WORKERS", 64)?.max(1),
+            workers: support::env_usize("LOAD_WORKERS", 64)?.max(1),
             pool: 0,
             latencies_ms: vec![0],
             raw_time: Duration::from_millis(200),
@@ -124,7 +110,7 @@ fn run() -> Result<()> {
         }
     };
     let params = Params {
-        pool: env_usize("LOAD_POOL", params.workers)?.max(1),
+        pool: support::env_usize("LOAD_POOL", params.workers)?.max(1),
         ..params
     };
     if std::env::var("LOAD_LOG").is_ok_and(|v| v == "1") {

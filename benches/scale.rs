@@ -25,6 +25,8 @@
 //! `cargo test --all-targets` does) it is a smoke test on 300 and 500 instances that fails
 //! if the daemon never gets ready or the dump does not print every instance.
 
+mod support;
+
 use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, Utc};
 use salary_sync::domain::change::parse_batch;
@@ -49,31 +51,15 @@ const IDLE_SETTLE: Duration = Duration::from_secs(3);
 const BIN: &str = env!("CARGO_BIN_EXE_salary-sync");
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("scale: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn env_usize(name: &str, default: usize) -> Result<usize> {
-    match std::env::var(name) {
-        Ok(v) => v
-            .replace('_', "")
-            .parse()
-            .with_context(|| format!("{name}={v} is not a whole number")),
-        Err(_) => Ok(default),
-    }
+    support::exit("scale", run())
 }
 
 fn run() -> Result<()> {
     let bench = std::env::args().any(|a| a == "--bench");
     let (recovery_n, n) = if bench {
         (
-            env_usize("SCALE_RECOVERY_N", 100_000)?,
-            env_usize("SCALE_N", 1_000_000)?,
+            support::env_usize("SCALE_RECOVERY_N", 100_000)?,
+            support::env_usize("SCALE_N", 1_000_000)?,
         )
     } else {
         (300, 500)
