@@ -135,26 +135,15 @@ pub(crate) fn stored_counts(meta: &sled::Tree, commits: u64) -> Option<CountMap>
     })
 }
 
-/// Keeps `counts` as the counts of commit `commit`, in the same flush as that commit.
-fn keep_counts(meta: &sled::Tree, commit: u64, counts: &CountMap) {
-    let stored = StoredCounts {
+/// `counts` as the record kept for commit `commit`.
+fn stored_counts_record(commit: u64, counts: &CountMap) -> Vec<u8> {
+    super::codec::encode(&StoredCounts {
         commit,
         counts: counts
             .iter()
             .map(|((integration, state), n)| (integration.clone(), *state, *n))
             .collect(),
-    };
-    if let Err(e) = meta.insert(COUNTS_KEY, super::codec::encode(&stored)) {
-        // Only the next open's shortcut is lost: it counts the instances instead.
-        tracing::warn!(error = %e, "could not keep the instance counts");
-    }
-}
-
-/// Forgets the kept counts (the next open counts the instances).
-fn forget_counts(meta: &sled::Tree) {
-    if let Err(e) = meta.remove(COUNTS_KEY) {
-        tracing::warn!(error = %e, "could not drop the kept instance counts");
-    }
+    })
 }
 
 /// The commit counter: its value in sled, and the file beside sled's that records how many
@@ -273,31 +262,19 @@ fn run(
             }
         }
         let errors_pruned = prune_error_log(&trees, &group);
-        let results = apply_group(&trees, &group, mark.commits + 1).map(|mut results| {
-            for result in &mut results {
-                if let Ok(Reply::Pruned(_, n)) = result {
-                    *n = errors_pruned;
+        let base = counts.lock().map(|m| m.clone()).unwrap_or_default();
+        let applied = apply_group(&trees, &group, mark.commits + 1, &base);
+        let (results, counted) = match applied {
+            Ok((mut results, counted)) => {
+                for result in &mut results {
+                    if let Ok(Reply::Pruned(_, n)) = result {
+                        *n = errors_pruned;
+                    }
                 }
+                (Ok(results), Some(counted))
             }
-            results
-        });
-        // The counts after this group, kept in the same flush. A quarantined instance's state
-        // is unknown, so such a group drops the kept counts instead.
-        let counted = results.as_ref().ok().map(|results| {
-            let mut map = counts.lock().map(|m| m.clone()).unwrap_or_default();
-            count(&mut map, &group, results);
-            map
-        });
-        if let Some(map) = &counted {
-            if group
-                .iter()
-                .any(|r| matches!(r.write, Write::Quarantine { .. }))
-            {
-                forget_counts(&trees.meta);
-            } else {
-                keep_counts(&trees.meta, mark.commits + 1, map);
-            }
-        }
+            Err(e) => (Err(e), None),
+        };
         let durable = db
             .flush()
             .map_err(Error::from)
@@ -352,7 +329,8 @@ fn apply_group(
     trees: &Trees,
     group: &[Request],
     commits: u64,
-) -> Result<Vec<Result<Reply, Error>>, Error> {
+    counts: &CountMap,
+) -> Result<(Vec<Result<Reply, Error>>, CountMap), Error> {
     let t = trees;
     let outcome = (
         &t.instances,
@@ -400,7 +378,19 @@ fn apply_group(
                     Err(Abortable::Sled(e)) => return Err(e),
                 }
             }
-            Ok(results)
+            // The counts after this group, in the same transaction. A quarantined
+            // instance's state is unknown, so such a group drops them instead.
+            let mut counted = counts.clone();
+            count(&mut counted, group, &results);
+            if group
+                .iter()
+                .any(|r| matches!(r.write, Write::Quarantine { .. }))
+            {
+                m.remove(COUNTS_KEY)?;
+            } else {
+                m.insert(COUNTS_KEY, stored_counts_record(commits, &counted))?;
+            }
+            Ok((results, counted))
         });
     outcome.map_err(|e: TransactionError<Error>| match e {
         TransactionError::Abort(e) => e,
