@@ -381,7 +381,11 @@ fn explain_failure(wf: &Workflow, payroll: &SimPayroll) -> Result<(), String> {
         FailureCode::PayrollRejected => {
             injected.contains(&Fault::RejectWrite) || injected.contains(&Fault::JobFailsLate)
         }
-        FailureCode::Unavailable => injected.contains(&Fault::Transient),
+        FailureCode::Unavailable => {
+            // A transient fault, or a write whose answer was lost (the retry budget can run out
+            // on it; the instance then holds its salary for an operator retry).
+            injected.contains(&Fault::Transient) || injected.contains(&Fault::ApplyThenFail)
+        }
         FailureCode::RateLimited => injected.contains(&Fault::RateLimited),
         _ => false,
     };
