@@ -308,7 +308,8 @@ async fn fill(path: &Path, n: usize, to_sent: bool) -> Result<Fill> {
     })
 }
 
-/// How long `Store::open` takes here (it counts the instances by integration and state).
+/// How long `Store::open` takes here (sled's own open, then the instance counts kept at the
+/// last commit; a store without them is counted instance by instance).
 fn time_open(path: &Path) -> Result<f64> {
     let started = Instant::now();
     let store = Store::open(path)?;

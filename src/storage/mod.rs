@@ -11,7 +11,10 @@
 //! of a salary in HR order, and failed ones whose write's outcome is unknown), `records`
 //! (integration,salary -> OwnedRecord), `errors`
 //! (integration,at,id,seq -> ErrorLogEntry), `quarantine` (unreadable records, kept for a human),
-//! `integrations` (integration -> IntegrationSwitch: enabled, activation instant, skipped count).
+//! `integrations` (integration -> IntegrationSwitch: enabled, activation instant, skipped count),
+//! `meta` (the group-commit counter, checked at open against `acknowledged-commits`, and the
+//! instance counts by integration and state as of that commit, so an open need not decode
+//! every instance).
 
 pub mod codec;
 mod committer;
