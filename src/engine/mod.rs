@@ -213,34 +213,37 @@ impl Engine {
                 _ => DUE_SCAN_LEN_MAX,
             };
             let mut started = 0usize;
-            for id in shared.store.due_iter(now).take(scan_len) {
-                let id = id?;
+            for entry in shared.store.due_entries(now).take(scan_len) {
+                let entry = entry?;
+                // Every worker busy: nothing more can start in this pass.
+                if permits.available_permits() == 0 {
+                    break;
+                }
+                let id = entry.id;
                 if in_flight.lock().map(|s| s.contains(&id)).unwrap_or(true) {
+                    continue;
+                }
+                // One integration at its limit, or with its request-rate budget spent, must not
+                // stop the others: skip, scan on. The index names the integration, so such an
+                // instance is passed over unread.
+                if entry
+                    .integration
+                    .as_ref()
+                    .is_some_and(|i| self.blocked(i, &integration_permits))
+                {
                     continue;
                 }
                 let Some(wf) = dispatchable(shared, id, now).await? else {
                     continue;
                 };
-                // One integration at its limit, or with its request-rate budget spent, must not
-                // stop the others: skip, scan on.
                 let integration = &wf.change.integration_id;
-                if shared
-                    .connectors
-                    .get(integration)
-                    .is_some_and(|c| c.paced())
-                {
+                if self.blocked(integration, &integration_permits) {
                     continue;
                 }
-                let limit = self
-                    .settings
-                    .per_integration
-                    .get(integration)
-                    .copied()
-                    .unwrap_or(self.settings.workers);
                 let own = Arc::clone(
                     integration_permits
                         .entry(integration.clone())
-                        .or_insert_with(|| Arc::new(Semaphore::new(limit.max(1)))),
+                        .or_insert_with(|| Arc::new(Semaphore::new(self.limit(integration)))),
                 );
                 let Ok(own_permit) = own.try_acquire_owned() else {
                     continue;
@@ -311,6 +314,34 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Instances of `integration` worked on at once.
+    fn limit(&self, integration: &IntegrationId) -> usize {
+        self.settings
+            .per_integration
+            .get(integration)
+            .copied()
+            .unwrap_or(self.settings.workers)
+            .max(1)
+    }
+
+    /// True when no instance of `integration` may start now: its request-rate budget is spent
+    /// or as many of its instances as it may run are running.
+    fn blocked(
+        &self,
+        integration: &IntegrationId,
+        permits: &HashMap<IntegrationId, Arc<Semaphore>>,
+    ) -> bool {
+        self.shared
+            .connectors
+            .get(integration)
+            .is_some_and(|c| c.paced())
+            || permits
+                .get(integration)
+                .is_some_and(|p| p.available_permits() == 0)
+    }
+}
+
 /// The instance `id` if it may take a step now: readable (an unreadable one is quarantined
 /// here) and the head of its salary's queue (otherwise it waits behind an older change to the
 /// same salary). The scheduler and the simulation seam (`Engine::runnable`) both ask this.
@@ -332,9 +363,7 @@ async fn dispatchable(
         }
         Err(e) => return Err(e),
     };
-    let head = shared
-        .store
-        .salary_head(&wf.change.integration_id, &wf.change.salary.id)?;
+    let head = shared.store.salary_head_of(&wf)?;
     if head.is_some() && head != Some(id) {
         return Ok(None);
     }

@@ -502,7 +502,10 @@ fn ingest(
         history.insert(&keys::history(id, entry.seq), codec::encode(&entry))?;
         by_state.insert(&keys::by_state(wf.state, id), &[])?;
         if let Some(wake) = wf.wake_at {
-            due.insert(&keys::due(wake, id), &[])?;
+            due.insert(
+                &keys::due(wake, id),
+                change.integration_id.as_str().as_bytes(),
+            )?;
         }
         let mut event_value = id.0.to_be_bytes().to_vec();
         event_value.extend_from_slice(&fingerprint.to_be_bytes());
@@ -551,7 +554,10 @@ fn transition(tx: &Tx, t: &Transition) -> Result<(), Abortable> {
         due.remove(&keys::due(wake, id))?;
     }
     if let Some(wake) = new.wake_at {
-        due.insert(&keys::due(wake, id), &[])?;
+        due.insert(
+            &keys::due(wake, id),
+            new.change.integration_id.as_str().as_bytes(),
+        )?;
     }
     let change = &new.change;
     let queue_key = keys::salary_queue(

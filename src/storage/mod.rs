@@ -6,7 +6,8 @@
 //! `ingest` returns Ok, the write survives kill -9 and power loss. Reads go straight to sled.
 //!
 //! Trees: `instances` (id -> Workflow), `history` (id,seq -> HistoryEntry), `by_state`
-//! (state,id), `due` (wake_at,id: every non-terminal instance), `events` (integration,event_id
+//! (state,id), `due` (wake_at,id -> integration: every non-terminal instance; stores written
+//! before the integration was kept there hold an empty value), `events` (integration,event_id
 //! -> id + fingerprint), `salary_queue` (integration,salary,occurred_at,id: non-terminal changes
 //! of a salary in HR order, and failed ones whose write's outcome is unknown), `records`
 //! (integration,salary -> OwnedRecord), `errors`
@@ -49,6 +50,15 @@ pub enum IngestOutcome {
     NotEnabled,
     /// The change occurred before salary sync was activated: logged and counted, not sent.
     Skipped,
+}
+
+/// One entry of the `due` index: an instance whose wake time has come.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueEntry {
+    pub id: WorkflowId,
+    /// The instance's integration as the index keeps it; `None` in entries written before the
+    /// index kept it (the instance must then be read to know).
+    pub integration: Option<IntegrationId>,
 }
 
 /// The per-integration switch "Create salaries in integration when added in HR".
@@ -413,12 +423,27 @@ impl Store {
         &self,
         now: DateTime<Utc>,
     ) -> impl Iterator<Item = Result<WorkflowId, Error>> + Send + '_ {
+        self.due_entries(now).map(|e| e.map(|e| e.id))
+    }
+
+    /// `due_iter` with each instance's integration as the index keeps it, so the scheduler can
+    /// pass over an integration at its limit without decoding the instance.
+    pub fn due_entries(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Iterator<Item = Result<DueEntry, Error>> + Send + '_ {
         self.trees
             .due
             .range(..keys::due(now, WorkflowId(u64::MAX)))
-            .keys()
-            .filter_map(|k| match k {
-                Ok(k) => keys::parse_due(&k).map(|(_, id)| Ok(id)),
+            .filter_map(|entry| match entry {
+                Ok((k, v)) => keys::parse_due(&k).map(|(_, id)| {
+                    Ok(DueEntry {
+                        id,
+                        integration: std::str::from_utf8(&v)
+                            .ok()
+                            .and_then(|s| IntegrationId::parse(s).ok()),
+                    })
+                }),
                 Err(e) => Some(Err(Error::from(e))),
             })
     }
@@ -445,24 +470,47 @@ impl Store {
         integration: &IntegrationId,
         salary: &SalaryId,
     ) -> Result<Option<WorkflowId>, Error> {
+        self.head_of(integration, salary, None)
+    }
+
+    /// `salary_head` of `wf`'s salary, using `wf` (a copy just read) instead of reading it
+    /// again: a salary with one change in flight costs no decode.
+    pub fn salary_head_of(&self, wf: &Workflow) -> Result<Option<WorkflowId>, Error> {
+        self.head_of(&wf.change.integration_id, &wf.change.salary.id, Some(wf))
+    }
+
+    fn head_of(
+        &self,
+        integration: &IntegrationId,
+        salary: &SalaryId,
+        known: Option<&Workflow>,
+    ) -> Result<Option<WorkflowId>, Error> {
         let prefix = keys::salary_prefix(integration, salary);
-        let mut first = None;
+        let mut queue = Vec::new();
         for key in self.trees.salary_queue.scan_prefix(prefix).keys() {
-            let Some(id) = keys::workflow_id_suffix(&key?) else {
-                continue;
+            if let Some(id) = keys::workflow_id_suffix(&key?) {
+                queue.push(id);
+            }
+        }
+        if queue.len() <= 1 {
+            return Ok(queue.first().copied());
+        }
+        let started = |wf: &Workflow| wf.state != State::Pending || wf.intent.is_some();
+        for &id in &queue {
+            let is_started = match known.filter(|wf| wf.id == id) {
+                Some(wf) => started(wf),
+                None => match self.get(id) {
+                    Ok(Some(wf)) => started(&wf),
+                    // An unreadable one is quarantined when the scheduler meets it.
+                    Ok(None) | Err(Error::Corrupt { .. }) => false,
+                    Err(e) => return Err(e),
+                },
             };
-            first = first.or(Some(id));
-            let started = match self.get(id) {
-                Ok(Some(wf)) => wf.state != State::Pending || wf.intent.is_some(),
-                // An unreadable one is quarantined when the scheduler meets it.
-                Ok(None) | Err(Error::Corrupt { .. }) => false,
-                Err(e) => return Err(e),
-            };
-            if started {
+            if is_started {
                 return Ok(Some(id));
             }
         }
-        Ok(first)
+        Ok(queue.first().copied())
     }
 
     /// The payroll record this HR salary owns (wrote earlier), if any.

@@ -440,7 +440,63 @@ fn an_older_change_arriving_late_waits_for_the_one_already_started() {
             "the started change keeps the salary"
         );
         assert_eq!(store.index_problems().ok(), Some(Vec::new()));
-        let _ = late;
+        // The scheduler asks with the copy it has just read; the answer must not change.
+        let late_copy = store
+            .get(late)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("stored"));
+        assert_eq!(
+            store.salary_head_of(&late_copy).ok().flatten(),
+            Some(started)
+        );
+        let started_copy = store
+            .get(started)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("stored"));
+        assert_eq!(
+            store.salary_head_of(&started_copy).ok().flatten(),
+            Some(started)
+        );
+    });
+}
+
+/// The `due` index names each instance's integration, after ingest and after a transition, so
+/// the scheduler can pass over an integration at its limit without reading the instance.
+#[test]
+fn due_entries_name_the_integration() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    rt().block_on(async {
+        let store = open_enabled(dir.path()).await;
+        let c = change(ChangeKind::Created);
+        let out = store
+            .ingest(vec![c.clone()], now())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let IngestOutcome::Accepted(id) = out[0] else {
+            panic!("{out:?}")
+        };
+        let expected = vec![DueEntry {
+            id,
+            integration: Some(c.integration_id.clone()),
+        }];
+        let entries = |store: &Store| -> Vec<DueEntry> {
+            store
+                .due_entries(now())
+                .collect::<Result<_, _>>()
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        assert_eq!(entries(&store), expected);
+        let wf = store
+            .get(id)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("stored"));
+        let t =
+            step(&wf, Input::Matched(position()), now(), &Fixed).unwrap_or_else(|e| panic!("{e}"));
+        store.commit(t).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(entries(&store), expected);
     });
 }
 
