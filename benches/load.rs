@@ -10,6 +10,12 @@
 //! does) it is a smoke test: 200 changes at 0 ms, and it fails unless every change reaches `sent`. `LOAD_LOG=1` installs
 //! the binary's `info` log subscriber writing to a sink, to see what logging costs.
 //!
+//! A third run drives the same N changes through the same daemon and store with no payroll
+//! system at all: an in-process connector that answers every step at once (`InstantPayroll`).
+//! It is not evidence that anything works (the simulator runs are); it measures the ceiling the
+//! durable store and the engine put on throughput by themselves: the same six durable writes a
+//! change, no HTTP.
+//!
 //! Figures: end to end is from the first ingest call to the last instance's terminal commit;
 //! accept -> sent is each instance's `updated_at` (its terminal commit) minus `accepted_at`;
 //! peak RSS is `VmHWM`, reset through `/proc/self/clear_refs` before each run.
@@ -21,9 +27,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 use salary_sync::clock::SystemClock;
 use salary_sync::connectors::http::{client, ClientSettings};
 use salary_sync::connectors::tripletex::{TripletexConfig, TripletexConnector};
-use salary_sync::connectors::Connector;
+use salary_sync::connectors::{Connector, Error as ConnectorError, OverlapCheck, PayrollSystem};
 use salary_sync::daemon::{self, DaemonSettings};
-use salary_sync::domain::{IntegrationId, SalaryChange, State};
+use salary_sync::domain::{
+    Currency, IntegrationId, PayrollRecord, Period, Position, SalaryChange, State, WriteReport,
+};
 use salary_sync::engine::{EngineSettings, RetrySettings};
 use salary_sync::secret::Secret;
 use salary_sync::simulators::tripletex::{self as sim, Seed, SeedEmployee, SeedEmployment};
@@ -51,13 +59,31 @@ struct Params {
     /// Idle connections the HTTP client keeps per host (`LOAD_POOL`, default `workers`, as the
     /// daemon sizes it; 16 was the daemon's fixed figure before).
     pool: usize,
-    latencies_ms: Vec<u64>,
+    payrolls: Vec<Payroll>,
     raw_time: Duration,
     smoke: bool,
 }
 
+/// What answers the daemon's payroll calls in one run.
+#[derive(Debug, Clone, Copy)]
+enum Payroll {
+    /// The Tripletex simulator over HTTP on loopback, answering after `latency_ms`.
+    Simulator { latency_ms: u64 },
+    /// `InstantPayroll`: no payroll system, every step answered in-process at once.
+    Instant,
+}
+
+impl Payroll {
+    fn label(self) -> String {
+        match self {
+            Payroll::Simulator { latency_ms } => format!("{latency_ms} ms"),
+            Payroll::Instant => "none (in-process)".to_owned(),
+        }
+    }
+}
+
 struct RunReport {
-    latency_ms: u64,
+    payroll: Payroll,
     n: usize,
     ingest_s: f64,
     total_s: f64,
@@ -95,7 +121,11 @@ fn run() -> Result<()> {
             n: support::env_usize("LOAD_N", 10_000)?.max(1),
             workers: support::env_usize("LOAD_WORKERS", 64)?.max(1),
             pool: 0,
-            latencies_ms: vec![0, 20],
+            payrolls: vec![
+                Payroll::Simulator { latency_ms: 0 },
+                Payroll::Simulator { latency_ms: 20 },
+                Payroll::Instant,
+            ],
             raw_time: Duration::from_secs(3),
             smoke: false,
         }
@@ -104,7 +134,7 @@ fn run() -> Result<()> {
             n: 200,
             workers: support::env_usize("LOAD_WORKERS", 64)?.max(1),
             pool: 0,
-            latencies_ms: vec![0],
+            payrolls: vec![Payroll::Simulator { latency_ms: 0 }, Payroll::Instant],
             raw_time: Duration::from_millis(200),
             smoke: true,
         }
@@ -129,13 +159,14 @@ fn run() -> Result<()> {
     );
     let raw = raw_sled(params.raw_time)?;
     let mut runs = Vec::new();
-    for &latency_ms in &params.latencies_ms {
+    for &payroll in &params.payrolls {
         eprintln!(
-            "load: {} changes, {} workers, {latency_ms} ms payroll latency",
-            params.n, params.workers
+            "load: {} changes, {} workers, payroll latency {}",
+            params.n,
+            params.workers,
+            payroll.label()
         );
-        let report =
-            runtime.block_on(one_run(params.n, params.workers, params.pool, latency_ms))?;
+        let report = runtime.block_on(one_run(params.n, params.workers, params.pool, payroll))?;
         if params.smoke && report.not_sent > 0 {
             bail!(
                 "{} of {} changes did not reach sent",
@@ -190,29 +221,149 @@ fn change(i: usize) -> Result<SalaryChange> {
     SalaryChange::from_json(&event).map_err(|e| anyhow!("bench event {i} is invalid: {e:?}"))
 }
 
-async fn one_run(n: usize, workers: usize, pool: usize, latency_ms: u64) -> Result<RunReport> {
-    let seed = seed(n);
-    let simulator = sim::start(seed.clone())
-        .await
-        .context("cannot start the Tripletex simulator")?;
-    let control = simulator.control();
-    control.set_latency(Duration::from_millis(latency_ms));
-    let connector = TripletexConnector::new(
-        TripletexConfig {
-            base_url: control.base_url(),
-            consumer_token: Secret::new(seed.consumer_token.clone()),
-            employee_token: Secret::new(seed.employee_token.clone()),
-            company: None,
-            session_days: 1,
-        },
-        client(&ClientSettings {
-            pool_idle_per_host_max: pool,
-            ..ClientSettings::for_workers(workers)
-        })?,
-    );
+/// The payroll side of one run: the simulator (and its handle), or the in-process connector.
+enum PayrollUnderTest {
+    Simulator(sim::Handle),
+    Instant(Arc<InstantPayroll>),
+}
+
+impl PayrollUnderTest {
+    async fn start(
+        payroll: Payroll,
+        n: usize,
+        workers: usize,
+        pool: usize,
+    ) -> Result<(Self, Arc<dyn Connector>)> {
+        let Payroll::Simulator { latency_ms } = payroll else {
+            let instant = Arc::new(InstantPayroll::default());
+            return Ok((Self::Instant(Arc::clone(&instant)), instant));
+        };
+        let seed = seed(n);
+        let simulator = sim::start(seed.clone())
+            .await
+            .context("cannot start the Tripletex simulator")?;
+        let control = simulator.control();
+        control.set_latency(Duration::from_millis(latency_ms));
+        let connector = TripletexConnector::new(
+            TripletexConfig {
+                base_url: control.base_url(),
+                consumer_token: Secret::new(seed.consumer_token.clone()),
+                employee_token: Secret::new(seed.employee_token.clone()),
+                company: None,
+                session_days: 1,
+            },
+            client(&ClientSettings {
+                pool_idle_per_host_max: pool,
+                ..ClientSettings::for_workers(workers)
+            })?,
+        );
+        Ok((Self::Simulator(simulator), Arc::new(connector)))
+    }
+
+    /// True once `n` writes reached payroll; false after `timeout`.
+    async fn wait_for_writes(&self, n: u64, timeout: Duration) -> bool {
+        match self {
+            Self::Simulator(s) => s.control().wait_for_writes(n, timeout).await,
+            Self::Instant(p) => {
+                let mut writes = p.writes.subscribe();
+                let reached = tokio::time::timeout(timeout, writes.wait_for(|w| *w >= n)).await;
+                matches!(reached, Ok(Ok(_)))
+            }
+        }
+    }
+
+    /// HTTP requests payroll answered (none without a payroll system).
+    fn request_count(&self) -> u64 {
+        match self {
+            Self::Simulator(s) => s.control().request_count(),
+            Self::Instant(_) => 0,
+        }
+    }
+
+    async fn shutdown(self) {
+        if let Self::Simulator(s) = self {
+            s.shutdown().await;
+        }
+    }
+}
+
+/// No payroll system: every step answered in-process at once (an employment covering every
+/// period, the change's own currency, no overlap, a write that succeeds). Counts its writes.
+struct InstantPayroll {
+    writes: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for InstantPayroll {
+    fn default() -> Self {
+        Self {
+            writes: tokio::sync::watch::Sender::new(0),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Connector for InstantPayroll {
+    fn system(&self) -> PayrollSystem {
+        PayrollSystem::Tripletex
+    }
+
+    async fn match_position(&self, change: &SalaryChange) -> Result<Position, ConnectorError> {
+        Ok(Position {
+            employee_id: change.salary.employee.hr_id.clone(),
+            employment_id: change.salary.id.to_string(),
+            period: Period {
+                start: NaiveDate::MIN,
+                end: None,
+            },
+        })
+    }
+
+    async fn currency(&self) -> Result<Currency, ConnectorError> {
+        Currency::parse("NOK").map_err(ConnectorError::Unexpected)
+    }
+
+    async fn check_overlap(
+        &self,
+        _: &SalaryChange,
+        _: &Position,
+        _: Option<&PayrollRecord>,
+    ) -> Result<OverlapCheck, ConnectorError> {
+        Ok(OverlapCheck::Clear)
+    }
+
+    async fn find_written(
+        &self,
+        _: &SalaryChange,
+        _: &Position,
+        _: Option<&PayrollRecord>,
+    ) -> Result<Option<PayrollRecord>, ConnectorError> {
+        Ok(None)
+    }
+
+    async fn write(
+        &self,
+        change: &SalaryChange,
+        position: &Position,
+        _: Option<&PayrollRecord>,
+    ) -> Result<WriteReport, ConnectorError> {
+        self.writes.send_modify(|w| *w += 1);
+        Ok(WriteReport {
+            record: PayrollRecord {
+                id: change.salary.id.to_string(),
+                employment_id: position.employment_id.clone(),
+            },
+            adopted: false,
+            dropped_fields: Vec::new(),
+            record_remains_after_delete: false,
+        })
+    }
+}
+
+async fn one_run(n: usize, workers: usize, pool: usize, payroll: Payroll) -> Result<RunReport> {
+    let (payroll_side, connector) = PayrollUnderTest::start(payroll, n, workers, pool).await?;
     let integration = IntegrationId::parse(INTEGRATION).map_err(|e| anyhow!(e))?;
     let mut connectors: HashMap<IntegrationId, Arc<dyn Connector>> = HashMap::new();
-    connectors.insert(integration.clone(), Arc::new(connector));
+    connectors.insert(integration.clone(), connector);
     let store_dir = tempfile::tempdir().context("cannot create a temporary store directory")?;
     let settings = DaemonSettings {
         store: store_dir.path().join("store"),
@@ -259,7 +410,7 @@ async fn one_run(n: usize, workers: usize, pool: usize, latency_ms: u64) -> Resu
 
     // Wait for the payroll writes (a watch, no polling), then for the last commits.
     loop {
-        if control
+        if payroll_side
             .wait_for_writes(n as u64, Duration::from_secs(1))
             .await
             || all_terminal(&store.count_by_state()?)
@@ -303,13 +454,13 @@ async fn one_run(n: usize, workers: usize, pool: usize, latency_ms: u64) -> Resu
     let total_s = ((finished_at - started_at).num_microseconds().unwrap_or(0) as f64 / 1e6)
         .max(f64::MIN_POSITIVE);
     let report = RunReport {
-        latency_ms,
+        payroll,
         n,
         ingest_s,
         total_s,
         p50_ms: percentile_ms(&latencies_us, 0.50),
         p99_ms: percentile_ms(&latencies_us, 0.99),
-        calls_per_change: control.request_count() as f64 / n as f64,
+        calls_per_change: payroll_side.request_count() as f64 / n as f64,
         writes_per_change: writes as f64 / n as f64,
         not_sent,
         peak_rss_mib,
@@ -318,7 +469,7 @@ async fn one_run(n: usize, workers: usize, pool: usize, latency_ms: u64) -> Resu
     };
     drop(store);
     running.stop().await?;
-    simulator.shutdown().await;
+    payroll_side.shutdown().await;
     Ok(report)
 }
 
@@ -430,8 +581,8 @@ fn table(params: &Params, raw: &RawReport, runs: &[RunReport]) -> String {
     line("|---|---|---|---|---|---|---|---|---|---|---|".into());
     for r in runs {
         line(format!(
-            "| {} ms | {:.0} changes/s ({:.2} s) | {:.0} changes/s | {:.1} / {:.1} ms | {:.2} | {:.2} | {:.0} us | {:.2} | {} | {} | {} |",
-            r.latency_ms,
+            "| {} | {:.0} changes/s ({:.2} s) | {:.0} changes/s | {:.1} / {:.1} ms | {:.2} | {:.2} | {:.0} us | {:.2} | {} | {} | {} |",
+            r.payroll.label(),
             r.changes_per_s(),
             r.total_s,
             r.n as f64 / r.ingest_s,
@@ -464,18 +615,19 @@ fn table(params: &Params, raw: &RawReport, runs: &[RunReport]) -> String {
     line("|---|---|---|---|---|".into());
     for r in runs {
         let writes_per_s = r.changes_per_s() * r.writes_per_change;
-        let (bound, ratio) = if r.latency_ms == 0 {
-            ("n/a".to_string(), "n/a".to_string())
-        } else {
-            let bound = params.workers as f64 / (r.calls_per_change * r.latency_ms as f64 / 1e3);
-            (
-                format!("{bound:.0} changes/s"),
-                format!("{:.2}", r.changes_per_s() / bound),
-            )
+        let (bound, ratio) = match r.payroll {
+            Payroll::Simulator { latency_ms } if latency_ms > 0 => {
+                let bound = params.workers as f64 / (r.calls_per_change * latency_ms as f64 / 1e3);
+                (
+                    format!("{bound:.0} changes/s"),
+                    format!("{:.2}", r.changes_per_s() / bound),
+                )
+            }
+            _ => ("n/a".to_string(), "n/a".to_string()),
         };
         line(format!(
-            "| {} ms | {:.4} | {:.3} | {bound} | {ratio} |",
-            r.latency_ms,
+            "| {} | {:.4} | {:.3} | {bound} | {ratio} |",
+            r.payroll.label(),
             r.changes_per_s() / raw.batched_per_s,
             writes_per_s / raw.batched_per_s,
         ));
