@@ -97,6 +97,9 @@ struct RunReport {
     cpu_s: f64,
     /// CPU time of the store's committer thread, the one writer.
     committer_cpu_s: Option<f64>,
+    /// Transitions the workers committed, and the mean time each waited to be durable.
+    commits: u64,
+    commit_wait_mean_s: f64,
 }
 
 impl RunReport {
@@ -382,6 +385,7 @@ async fn one_run(n: usize, workers: usize, pool: usize, payroll: Payroll) -> Res
     let changes: Vec<SalaryChange> = (1..=n).map(change).collect::<Result<_>>()?;
     let rss_reset = reset_peak_rss();
     let cpu_before = process_cpu_s();
+    let commits_before = salary_sync::metrics::transition_commit_totals();
     let running = daemon::start(settings, connectors, Arc::new(SystemClock)).await?;
     let store = Arc::clone(running.engine.store());
     let activated = DateTime::from_timestamp(0, 0);
@@ -430,6 +434,9 @@ async fn one_run(n: usize, workers: usize, pool: usize, payroll: Payroll) -> Res
     let peak_rss_mib = rss_reset.then(peak_rss_mib).flatten();
     let cpu_s = process_cpu_s() - cpu_before;
     let committer_cpu_s = thread_cpu_s("store-committer");
+    let commits_after = salary_sync::metrics::transition_commit_totals();
+    let commits = commits_after.0 - commits_before.0;
+    let commit_wait_mean_s = (commits_after.1 - commits_before.1) / (commits.max(1) as f64);
 
     let mut latencies_us = Vec::with_capacity(n);
     let mut finished_at = started_at;
@@ -466,6 +473,8 @@ async fn one_run(n: usize, workers: usize, pool: usize, payroll: Payroll) -> Res
         peak_rss_mib,
         cpu_s,
         committer_cpu_s,
+        commits,
+        commit_wait_mean_s,
     };
     drop(store);
     running.stop().await?;
@@ -610,6 +619,31 @@ fn table(params: &Params, raw: &RawReport, runs: &[RunReport]) -> String {
         "| {RAW_BATCH_LEN} inserts, one flush + fsync | {:.0} |",
         raw.batched_per_s
     ));
+    line(String::new());
+    line("| payroll latency | commit wait (mean) | committer CPU / change | committer ceiling (one writer thread, 100 % busy) | time a change holds a worker | of it: payroll latency | of it: commit waits |".into());
+    line("|---|---|---|---|---|---|---|".into());
+    for r in runs {
+        let transitions_per_change = r.commits as f64 / r.n as f64;
+        let (committer_us, ceiling) = match r.committer_cpu_s {
+            Some(c) => (
+                format!("{:.0} us", c / r.n as f64 * 1e6),
+                format!("{:.0} changes/s", r.n as f64 / c),
+            ),
+            None => ("n/a".to_string(), "n/a".to_string()),
+        };
+        let latency_ms = match r.payroll {
+            Payroll::Simulator { latency_ms } => latency_ms,
+            Payroll::Instant => 0,
+        };
+        line(format!(
+            "| {} | {:.2} ms | {committer_us} | {ceiling} | {:.1} ms | {:.1} ms | {:.1} ms ({transitions_per_change:.2} a change) |",
+            r.payroll.label(),
+            r.commit_wait_mean_s * 1e3,
+            params.workers as f64 / r.changes_per_s() * 1e3,
+            r.calls_per_change * latency_ms as f64,
+            transitions_per_change * r.commit_wait_mean_s * 1e3,
+        ));
+    }
     line(String::new());
     line("| payroll latency | changes/s / raw batched inserts/s | store writes/s / raw batched inserts/s | concurrency / latency bound | end to end / bound |".into());
     line("|---|---|---|---|---|".into());

@@ -12,6 +12,11 @@ use std::sync::{Mutex, OnceLock};
 /// Step latency buckets, in seconds.
 const BUCKETS_S: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
+/// Transition commit buckets (a group commit's wait: transaction, flush and fsync), in seconds.
+const COMMIT_BUCKETS_S: [f64; 10] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
 /// Label pairs, sorted by name.
 type Labels = Vec<(&'static str, String)>;
 
@@ -23,6 +28,8 @@ struct Registry {
     /// (metric name, labels) -> value
     counters: BTreeMap<(&'static str, Labels), u64>,
     step_seconds: BTreeMap<Labels, Histogram>,
+    /// How long a worker waited for its transition to be durable.
+    commit_seconds: Option<Histogram>,
     /// integration -> requests its rate budget lets go now
     rate_budget_remaining: BTreeMap<String, u32>,
 }
@@ -101,14 +108,38 @@ pub fn step_duration(integration: &str, state: &str, seconds: f64) {
             .step_seconds
             .entry(labels)
             .or_insert_with(|| (vec![0; BUCKETS_S.len()], 0.0, 0));
-        for (i, bound) in BUCKETS_S.iter().enumerate() {
-            if seconds <= *bound {
-                entry.0[i] += 1;
-            }
-        }
-        entry.1 += seconds;
-        entry.2 += 1;
+        observe(entry, &BUCKETS_S, seconds);
     }
+}
+
+/// How long a worker waited for one transition to be durable (its group's transaction,
+/// flush and fsync, and any group ahead of it).
+pub fn transition_commit(seconds: f64) {
+    if let Ok(mut r) = registry().lock() {
+        let entry = r
+            .commit_seconds
+            .get_or_insert_with(|| (vec![0; COMMIT_BUCKETS_S.len()], 0.0, 0));
+        observe(entry, &COMMIT_BUCKETS_S, seconds);
+    }
+}
+
+/// Transition commits so far and their summed wait in seconds (for the load bench).
+pub fn transition_commit_totals() -> (u64, f64) {
+    registry()
+        .lock()
+        .ok()
+        .and_then(|r| r.commit_seconds.as_ref().map(|h| (h.2, h.1)))
+        .unwrap_or((0, 0.0))
+}
+
+fn observe(histogram: &mut Histogram, bounds: &[f64], seconds: f64) {
+    for (i, bound) in bounds.iter().enumerate() {
+        if seconds <= *bound {
+            histogram.0[i] += 1;
+        }
+    }
+    histogram.1 += seconds;
+    histogram.2 += 1;
 }
 
 /// Store-derived gauges, computed by the caller at scrape time.
@@ -203,23 +234,62 @@ pub fn render(gauges: &Gauges) -> String {
         "# HELP salary_sync_step_seconds Duration of one workflow step, connector calls included."
     );
     let _ = writeln!(out, "# TYPE salary_sync_step_seconds histogram");
-    for (labels, (buckets, sum, count)) in &r.step_seconds {
-        let base = labels_text(labels);
-        let base = base.trim_end_matches('}');
-        for (bound, n) in BUCKETS_S.iter().zip(buckets) {
-            let _ = writeln!(
-                out,
-                "salary_sync_step_seconds_bucket{base},le=\"{bound}\"}} {n}"
-            );
-        }
+    for (labels, histogram) in &r.step_seconds {
+        render_histogram(
+            &mut out,
+            "salary_sync_step_seconds",
+            &labels_text(labels),
+            &BUCKETS_S,
+            histogram,
+        );
+    }
+    if let Some(histogram) = &r.commit_seconds {
         let _ = writeln!(
             out,
-            "salary_sync_step_seconds_bucket{base},le=\"+Inf\"}} {count}"
+            "# HELP salary_sync_transition_commit_seconds How long a worker waited for a transition to be durable (group commit: transaction, flush, fsync)."
         );
-        let _ = writeln!(out, "salary_sync_step_seconds_sum{base}}} {sum}");
-        let _ = writeln!(out, "salary_sync_step_seconds_count{base}}} {count}");
+        let _ = writeln!(
+            out,
+            "# TYPE salary_sync_transition_commit_seconds histogram"
+        );
+        render_histogram(
+            &mut out,
+            "salary_sync_transition_commit_seconds",
+            "{}",
+            &COMMIT_BUCKETS_S,
+            histogram,
+        );
     }
     out
+}
+
+/// One histogram's lines; `labels` is its label set in braces (`{}` for none).
+fn render_histogram(
+    out: &mut String,
+    name: &str,
+    labels: &str,
+    bounds: &[f64],
+    (buckets, sum, count): &Histogram,
+) {
+    let inner = labels.trim_start_matches('{').trim_end_matches('}');
+    let with = |le: &str| {
+        if inner.is_empty() {
+            format!("{{le=\"{le}\"}}")
+        } else {
+            format!("{{{inner},le=\"{le}\"}}")
+        }
+    };
+    let plain = if inner.is_empty() {
+        String::new()
+    } else {
+        format!("{{{inner}}}")
+    };
+    for (bound, n) in bounds.iter().zip(buckets) {
+        let _ = writeln!(out, "{name}_bucket{} {n}", with(&bound.to_string()));
+    }
+    let _ = writeln!(out, "{name}_bucket{} {count}", with("+Inf"));
+    let _ = writeln!(out, "{name}_sum{plain} {sum}");
+    let _ = writeln!(out, "{name}_count{plain} {count}");
 }
 
 #[cfg(test)]
@@ -232,6 +302,7 @@ mod tests {
         payroll_answer("unit-test-system", 503);
         transition("unit-test-int", "pending", "retry-scheduled");
         step_duration("unit-test-int", "pending", 0.02);
+        transition_commit(0.003);
         rate_budget_remaining("unit-test-int", 7);
         rate_budget_wait("unit-test-int");
         let text = render(&Gauges {
@@ -250,6 +321,16 @@ mod tests {
         assert!(text.contains("salary_sync_step_seconds_bucket{integration=\"unit-test-int\",state=\"pending\",le=\"0.025\"} 1"), "{text}");
         assert!(text.contains("salary_sync_step_seconds_bucket{integration=\"unit-test-int\",state=\"pending\",le=\"0.01\"} 0"), "{text}");
         assert!(text.contains("salary_sync_ready 1"));
+        assert!(
+            text.contains("salary_sync_transition_commit_seconds_bucket{le=\"0.005\"} "),
+            "{text}"
+        );
+        assert!(
+            text.contains("salary_sync_transition_commit_seconds_bucket{le=\"0.002\"} "),
+            "{text}"
+        );
+        let (count, sum) = transition_commit_totals();
+        assert!(count >= 1 && sum >= 0.003, "{count} {sum}");
         assert!(
             text.contains("salary_sync_rate_budget_remaining{integration=\"unit-test-int\"} 7"),
             "{text}"

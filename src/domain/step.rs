@@ -426,12 +426,14 @@ pub fn step(
     })
 }
 
-/// A step succeeded: move on and run the next step at once with a fresh budget.
+/// A step succeeded: move on and run the next step at once with a fresh budget. An instance
+/// already due keeps its wake time (it is due either way): the store's `due` index then needs
+/// no rewrite, and the instance keeps its place, oldest first.
 fn progress(next: &mut Workflow, to: State, now: DateTime<Utc>) {
     next.state = to;
     next.attempt = 0;
     next.retry_interval_ms = 0;
-    next.wake_at = Some(now);
+    next.wake_at = Some(next.wake_at.filter(|at| *at <= now).unwrap_or(now));
     next.last_failure = None;
 }
 

@@ -284,7 +284,9 @@ async fn commit(shared: &Shared, wf: &Workflow, input: Input) -> Result<Workflow
         }
     }
     // The committer hands the transition back once it is durable: no copy is kept meanwhile.
+    let waited = std::time::Instant::now();
     let transition = shared.store.commit(transition).await?;
+    crate::metrics::transition_commit(waited.elapsed().as_secs_f64());
     crate::metrics::transition(
         wf.change.integration_id.as_str(),
         transition.workflow.state.as_str(),

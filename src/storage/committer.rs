@@ -550,10 +550,12 @@ fn transition(tx: &Tx, t: &Transition) -> Result<(), Abortable> {
         by_state.remove(&keys::by_state(old.state, id))?;
         by_state.insert(&keys::by_state(new.state, id), &[])?;
     }
-    if let Some(wake) = old.wake_at {
-        due.remove(&keys::due(wake, id))?;
+    if old.wake_at != new.wake_at {
+        if let Some(wake) = old.wake_at {
+            due.remove(&keys::due(wake, id))?;
+        }
     }
-    if let Some(wake) = new.wake_at {
+    if let Some(wake) = new.wake_at.filter(|_| old.wake_at != new.wake_at) {
         due.insert(
             &keys::due(wake, id),
             new.change.integration_id.as_str().as_bytes(),
