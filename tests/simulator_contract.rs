@@ -122,6 +122,32 @@ async fn every_client_request_and_error_answer_matches_the_spec() {
     assert_eq!((status, &by_email["values"][0]["id"]), (200, &json!(101)));
     let (status, _) = c.send(Method::GET, "/employee/101", None).await;
     assert_eq!(status, 200);
+    // The employee with its employments nested (full Employment objects), as the connector
+    // reads it: one request, by id and by search.
+    let (status, ola) = c
+        .send(
+            Method::GET,
+            "/employee/102?fields=id,employeeNumber,email,employments(id,startDate,endDate)",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        ola["value"]["employments"][0]["endDate"],
+        json!("2023-12-31")
+    );
+    let (status, found) = c
+        .send(
+            Method::GET,
+            "/employee?employeeNumber=18&fields=id,employeeNumber,email,employments(id,startDate,endDate)&from=0&count=1",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        found["values"][0]["employments"].as_array().map(Vec::len),
+        Some(2)
+    );
     let (status, employments) = c
         .send(
             Method::GET,

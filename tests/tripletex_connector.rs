@@ -149,9 +149,151 @@ async fn match_finds_the_employment_by_id_number_or_email() -> TestResult {
         ("103", "204")
     );
 
-    // Listing in pages of one row still finds the second employment.
+    // Searching in pages of one row still finds the employee, and both of its employments
+    // come nested in that one row.
     let paged = connector(&sim).with_page_size(1);
     assert_eq!(paged.match_position(&open).await?.employment_id, "203");
+    sim.shutdown().await;
+    Ok(())
+}
+
+/// A match is one GET, by id and by search: the employee comes with its employments nested, and
+/// `GET /employee/employment` is never called (a fault armed on it is never taken).
+#[tokio::test]
+async fn a_match_is_one_get() -> TestResult {
+    let sim = start().await;
+    let c = connector(&sim);
+    // The session first, so that only the match's own requests are counted below.
+    c.currency().await?;
+    sim.arm(Fault::new(FaultKind::ServerError, 1).path_prefix("/employee/employment"));
+    for (who, start, end, employment) in [
+        (
+            json!({"payroll_employee_id": "102"}),
+            "2024-02-01",
+            Value::Null,
+            "203",
+        ),
+        (
+            json!({"employee_number": "18"}),
+            "2022-01-01",
+            json!("2022-12-31"),
+            "202",
+        ),
+        (
+            json!({"email": "ola@example.no"}),
+            "2024-02-01",
+            Value::Null,
+            "203",
+        ),
+    ] {
+        let salary = change_with(
+            "created",
+            who.clone(),
+            "1",
+            "monthly",
+            start,
+            end,
+            Value::Null,
+        );
+        let before = sim.request_count();
+        let p = c.match_position(&salary).await?;
+        assert_eq!(
+            (p.employee_id.as_str(), p.employment_id.as_str()),
+            ("102", employment),
+            "{who}"
+        );
+        assert_eq!(sim.request_count() - before, 1, "requests to match {who}");
+    }
+    assert_eq!(
+        sim.faults().armed.len(),
+        1,
+        "GET /employee/employment was called"
+    );
+    sim.shutdown().await;
+    Ok(())
+}
+
+/// An employee with an ended employment, the one covering the salary, and a later one, listed
+/// out of date order: the nested employments give the covering one for each period, by id and
+/// by search, and a salary that straddles two of them matches none and lists all three.
+#[tokio::test]
+async fn the_covering_employment_is_chosen_among_several_nested() -> TestResult {
+    let mut seed = Seed::demo();
+    seed.employees.push(sim::SeedEmployee {
+        id: 110,
+        employee_number: "30".into(),
+        email: "mari@example.no".into(),
+        first_name: "Mari".into(),
+        last_name: "Lund".into(),
+        employments: vec![
+            sim::SeedEmployment {
+                id: 312,
+                start_date: day("2025-01-01"),
+                end_date: None,
+            },
+            sim::SeedEmployment {
+                id: 310,
+                start_date: day("2018-01-01"),
+                end_date: Some(day("2021-06-30")),
+            },
+            sim::SeedEmployment {
+                id: 311,
+                start_date: day("2021-07-01"),
+                end_date: Some(day("2024-12-31")),
+            },
+        ],
+    });
+    let sim = sim::start(seed).await?;
+    let c = connector(&sim);
+    let mari = [
+        json!({"payroll_employee_id": "110"}),
+        json!({"employee_number": "30"}),
+        json!({"email": "MARI@example.no"}),
+    ];
+    for who in &mari {
+        for (start, end, employment) in [
+            ("2020-01-01", json!("2020-12-31"), "310"),
+            ("2023-03-01", json!("2024-12-31"), "311"),
+            ("2026-01-01", Value::Null, "312"),
+        ] {
+            let salary = change_with(
+                "created",
+                who.clone(),
+                "1",
+                "monthly",
+                start,
+                end.clone(),
+                Value::Null,
+            );
+            let p = c.match_position(&salary).await?;
+            assert_eq!(
+                (p.employee_id.as_str(), p.employment_id.as_str()),
+                ("110", employment),
+                "{who} from {start}"
+            );
+        }
+        let straddles = change_with(
+            "created",
+            who.clone(),
+            "1",
+            "monthly",
+            "2021-06-01",
+            json!("2021-07-31"),
+            Value::Null,
+        );
+        let err = c
+            .match_position(&straddles)
+            .await
+            .err()
+            .ok_or("matched across two employments")?;
+        assert!(matches!(err, Error::NoEmployment(_)), "{err:?}");
+        assert!(
+            err.to_string().contains(
+                "310 (2018-01-01..2021-06-30), 311 (2021-07-01..2024-12-31), 312 (2025-01-01..(open))"
+            ),
+            "{err}"
+        );
+    }
     sim.shutdown().await;
     Ok(())
 }

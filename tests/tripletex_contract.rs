@@ -60,7 +60,8 @@ async fn every_connector_call_matches_the_spec() -> Result<(), Box<dyn std::erro
     .with_page_size(1);
 
     let outcome = async {
-        // Match by each key; Ola (employee number 18) has two employments, so listing pages.
+        // Match by each key (one GET each: the employee with its employments nested); the
+        // searches page, and Ola (employee number 18) has two employments.
         let by_id = change(
             "created",
             json!({"payroll_employee_id": "101"}),

@@ -602,6 +602,51 @@ async fn a_slow_body_is_read_to_the_end() {
     rig.finish().await;
 }
 
+/// One change on the wire, through a recording proxy: the session, `whoAmI` and the company
+/// once per daemon, then three calls for the change itself, the match being one GET of the
+/// employee with its employments nested (never `GET /employee/employment`). A second change of
+/// the same salary matches with one GET again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_costs_three_calls_and_its_match_one_get() {
+    let sim = start_sim(Seed::demo()).await;
+    let proxy = Proxy::start(&sim.control(), None).await;
+    let rig = Rig::start_with(sim, &proxy.base_url(), FAST).await;
+    let calls = |seen: &[Seen]| -> Vec<String> {
+        seen.iter()
+            .map(|s| format!("{} {}", s.method, s.path.trim_start_matches("/v2")))
+            .collect()
+    };
+
+    let first = rig.submit(kari_created()).await;
+    assert_eq!(events(&rig.wait_terminal(&first).await), CLEAN);
+    let seen = proxy.seen();
+    assert_eq!(
+        calls(&seen),
+        [
+            "PUT /token/session/:create",
+            "GET /employee/101",
+            "GET /token/session/>whoAmI",
+            "GET /company/1000001",
+            format!("GET {DETAILS}").as_str(),
+            format!("POST {DETAILS}").as_str(),
+        ]
+    );
+
+    let second = rig
+        .submit(kari("e2", "updated", "2026-11-21T09:00:00Z", "53500.00"))
+        .await;
+    assert_eq!(rig.wait_terminal(&second).await.workflow.state, State::Sent);
+    let again = calls(&proxy.seen()[seen.len()..]);
+    let employee: Vec<&String> = again
+        .iter()
+        .filter(|c| !c.contains(DETAILS) && c.contains("/employee"))
+        .collect();
+    assert_eq!(employee, ["GET /employee/101"], "{again:#?}");
+    assert_one_row(&rig.control, Decimal::from(53_500 * 12));
+    rig.finish().await;
+    proxy.stop();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_sessions_are_recreated_without_a_failure() {
     let sim = start_sim(Seed::demo()).await;

@@ -81,8 +81,8 @@ async fn a_backlog_is_sent_within_a_tight_rate_budget_without_429s() {
     const LIMIT: u32 = 10;
     let sim = start_sim(seed_with(CHANGES)).await;
     let control = sim.control();
-    // Each change costs 4 requests (employee, employments, details, POST), plus the session,
-    // whoAmI and the company once: 35 requests, four periods' worth.
+    // Each change costs 3 requests (the employee with its employments, details, POST), plus
+    // the session, whoAmI and the company once: 27 requests, three periods' worth.
     control.set_rate_limit(LIMIT, Duration::from_secs(3));
     let setup = setup(&control.base_url(), 50);
     let daemon = DaemonProcess::spawn(&setup, "daemon.log");

@@ -1,6 +1,7 @@
 //! The Tripletex connector (API v2): finds the employee and the employment covering the
-//! salary, reads the company's currency, checks and writes the salary on the employment's
-//! details rows (SPEC §3 "Tripletex").
+//! salary (one GET: the employee with its employments nested through `fields`), reads the
+//! company's currency, checks and writes the salary on the employment's details rows (SPEC §3
+//! "Tripletex").
 //!
 //! Invariants: one session is created at a time and shared by every caller (a 401 renews it
 //! once, then the call is repeated once); the consumer, employee and session tokens never
@@ -47,6 +48,10 @@ const PUT_ATTEMPTS_MAX: u32 = 2;
 const PACE_SLEEP_MAX: std::time::Duration = std::time::Duration::from_secs(2);
 /// The media type the spec declares for request bodies.
 const JSON_UTF8: &str = "application/json; charset=utf-8";
+
+/// The fields a match reads: the employee's keys and its employments' dates, nested in the one
+/// answer so that a match is one round trip, not a second `GET /employee/employment`.
+const EMPLOYEE_FIELDS: &str = "id,employeeNumber,email,employments(id,startDate,endDate)";
 
 const MONTHLY_WAGE: &str = "MONTHLY_WAGE";
 const HOURLY_WAGE: &str = "HOURLY_WAGE";
@@ -535,8 +540,9 @@ impl TripletexConnector {
         Row::read(one.value)
     }
 
-    /// The Tripletex employee the HR salary names, by the first key HR gave.
-    async fn find_employee(&self, change: &SalaryChange) -> Result<i64, Error> {
+    /// The Tripletex employee the HR salary names, by the first key HR gave, with its
+    /// employments nested (one GET, by id or by search).
+    async fn find_employee(&self, change: &SalaryChange) -> Result<wire::Employee, Error> {
         let who = &change.salary.employee;
         if let Some(id) = who.payroll_employee_id.as_deref() {
             let Ok(n) = id.trim().parse::<i64>() else {
@@ -547,10 +553,10 @@ impl TripletexConnector {
             };
             let request = Request {
                 call: Call::EmployeeById,
-                ..Request::get(format!("/employee/{n}"))
+                ..Request::get(format!("/employee/{n}")).query("fields", EMPLOYEE_FIELDS)
             };
             return match self.fetch::<Single<wire::Employee>>(&request).await {
-                Ok(found) => Ok(found.value.id),
+                Ok(found) => Ok(found.value),
                 Err(Error::Http(e)) if e.code == FailureCode::NoEmployee => {
                     Err(Error::NoEmployee(format!(
                         "No Tripletex employee has id {n} (the payroll employee id HR gave for \
@@ -574,11 +580,15 @@ impl TripletexConnector {
             }
         };
         let found: Vec<wire::Employee> = self
-            .list_all(Request::get("/employee").query(param, value))
+            .list_all(
+                Request::get("/employee")
+                    .query(param, value)
+                    .query("fields", EMPLOYEE_FIELDS),
+            )
             .await?;
         // Tripletex's search may match on part of a value: keep exact matches only.
-        let exact: Vec<i64> = found
-            .iter()
+        let mut exact: Vec<wire::Employee> = found
+            .into_iter()
             .filter(|e| match param {
                 "employeeNumber" => {
                     e.employee_number.as_deref().map(str::trim) == Some(value.trim())
@@ -588,26 +598,28 @@ impl TripletexConnector {
                     .as_deref()
                     .is_some_and(|m| m.trim().eq_ignore_ascii_case(value.trim())),
             })
-            .map(|e| e.id)
             .collect();
-        match exact.as_slice() {
-            [id] => Ok(*id),
-            [] => Err(Error::NoEmployee(format!(
-                "No Tripletex employee has {key} `{value}` (HR employee {}). Check the {key} in \
-                 HR, or that position sync created the employee in Tripletex, then retry.",
-                who.hr_id
-            ))),
-            many => {
-                Err(Error::NoEmployee(format!(
+        if exact.len() > 1 {
+            return Err(Error::NoEmployee(format!(
                 "{} Tripletex employees have {key} `{value}` (ids {}); salary-sync cannot tell \
                  which is HR employee {}. Give the employee a payroll employee id in HR, then \
                  retry.",
-                many.len(),
-                many.iter().map(i64::to_string).collect::<Vec<_>>().join(", "),
+                exact.len(),
+                exact
+                    .iter()
+                    .map(|e| e.id.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 who.hr_id
-            )))
-            }
+            )));
         }
+        exact.pop().ok_or_else(|| {
+            Error::NoEmployee(format!(
+                "No Tripletex employee has {key} `{value}` (HR employee {}). Check the {key} in \
+                 HR, or that position sync created the employee in Tripletex, then retry.",
+                who.hr_id
+            ))
+        })
     }
 
     /// Updates a details row: reads its current `version`, then PUTs. A version that moved in
@@ -650,12 +662,9 @@ impl Connector for TripletexConnector {
     }
 
     async fn match_position(&self, change: &SalaryChange) -> Result<Position, Error> {
-        let employee_id = self.find_employee(change).await?;
-        let employments: Vec<wire::Employment> = self
-            .list_all(
-                Request::get("/employee/employment").query("employeeId", employee_id.to_string()),
-            )
-            .await?;
+        let employee = self.find_employee(change).await?;
+        let employee_id = employee.id;
+        let employments = employee.employments.unwrap_or_default();
         let salary = change.salary.period();
         let mut seen: Vec<(i64, Option<Period>)> = employments
             .iter()

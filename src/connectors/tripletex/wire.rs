@@ -48,6 +48,8 @@ pub struct CurrencyRef {
     pub code: Option<String>,
 }
 
+/// An employee with its employments nested, as `fields=...,employments(...)` asks for them.
+/// `employments` absent or `null` reads as none.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Employee {
@@ -56,6 +58,8 @@ pub struct Employee {
     pub employee_number: Option<String>,
     #[serde(default)]
     pub email: Option<String>,
+    #[serde(default)]
+    pub employments: Option<Vec<Employment>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -253,6 +257,33 @@ mod tests {
         let empty = ApiError::parse(b"<html>bad gateway</html>");
         assert_eq!(empty.code, None);
         assert_eq!(empty.validation_summary(), None);
+    }
+
+    #[test]
+    fn an_employee_reads_with_its_employments_nested_or_without_them() {
+        let e: Employee = serde_json::from_str(
+            r#"{"id":102,"employeeNumber":"18","email":"ola@example.no","url":"x",
+                "employments":[{"id":202,"startDate":"2019-03-01","endDate":"2023-12-31",
+                                "employmentDetails":[]},
+                               {"id":203,"startDate":"2024-01-01"}]}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let employments = e.employments.unwrap_or_default();
+        let read: Vec<_> = employments
+            .iter()
+            .map(|m| (m.id, m.start_date.as_deref(), m.end_date.as_deref()))
+            .collect();
+        assert_eq!(
+            read,
+            vec![
+                (202, Some("2019-03-01"), Some("2023-12-31")),
+                (203, Some("2024-01-01"), None)
+            ]
+        );
+        for text in [r#"{"id":104}"#, r#"{"id":104,"employments":null}"#] {
+            let e: Employee = serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}"));
+            assert!(e.employments.unwrap_or_default().is_empty(), "{text}");
+        }
     }
 
     #[test]

@@ -21,6 +21,10 @@
 //! parser refuses a raw `>` with a bare 400 (RFC 3986 does not allow it in a path).
 //!
 //! Lists page with `from`/`count`; `fields=` is accepted and ignored (full objects come back).
+//! An employee (`GET /employee`, `GET /employee/{id}`) comes back with its `employments` as
+//! full Employment objects, the same as `GET /employee/employment` lists them (dates, details
+//! references): what Tripletex nests when `fields` asks for `employments(...)`, so a client
+//! reads an employee and its employments in one round trip.
 //! A PUT is a partial update; a `version` in its body must equal the stored one (409/8000),
 //! and a PUT without `version` is applied unchecked, as Tripletex documents. Versions start
 //! at 0 and go up by one per write. Errors use Tripletex's envelope and codes: 401/3000,

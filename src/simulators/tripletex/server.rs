@@ -499,7 +499,7 @@ fn api(
             let all = company
                 .find_employees(&filter)
                 .into_iter()
-                .map(|e| wire::employee(base, e, &company.employments_of(Some(e.id))))
+                .map(|e| wire::employee(base, &company, e))
                 .collect();
             read(wire::list(all, from, count))
         }
@@ -554,11 +554,7 @@ fn api(
         }
         ["employee", id] if get => {
             let e = company.employee(path_id(id)?)?;
-            read(wire::single(wire::employee(
-                base,
-                e,
-                &company.employments_of(Some(e.id)),
-            )))
+            read(wire::single(wire::employee(base, &company, e)))
         }
         ["token", "session", ">whoAmI"]
         | ["company", _]

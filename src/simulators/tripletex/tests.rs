@@ -111,6 +111,27 @@ async fn session_who_am_i_company_and_employee_lookup() {
     assert_eq!(employments["values"][0]["endDate"], "2023-12-31");
     assert!(employments["values"][1].get("endDate").is_none());
 
+    // An employee carries its employments nested, each exactly as the employment list shows it,
+    // by id and in a search.
+    let ola: Value = c
+        .get("/employee/102?fields=id,employments(id,startDate,endDate)")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ola["value"]["employments"], employments["values"]);
+    let found: Value = c
+        .get("/employee?employeeNumber=18")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found["values"][0]["employments"], employments["values"]);
+    let lise: Value = c.get("/employee/104").await.unwrap().json().await.unwrap();
+    assert_eq!(lise["value"]["employments"], json!([]));
+
     // The same routes answer without /v2 too.
     let plain = c
         .http

@@ -12,7 +12,7 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde_json::{json, Map, Number, Value};
 
-use super::model::{DetailsRow, Employee, Employment, RemunerationType, Seed, Session};
+use super::model::{Company, DetailsRow, Employee, Employment, RemunerationType, Seed, Session};
 
 /// An error answer in Tripletex's envelope
 /// (`{"status","code","message","developerMessage","validationMessages","requestId"}`).
@@ -148,7 +148,11 @@ fn reference(base: &str, path: &str, id: i64) -> Value {
 
 /// `base` is the host part of `url` fields, e.g. `127.0.0.1:5000/v2` (Tripletex writes
 /// `tripletex.no/v2/...`).
-pub(crate) fn employee(base: &str, e: &Employee, employments: &[&Employment]) -> Value {
+///
+/// `employments` are full Employment objects, exactly as `GET /employee/employment` lists them
+/// (Tripletex nests them so when `fields` asks for `employments(...)`; the simulator always
+/// does, whatever `fields` says).
+pub(crate) fn employee(base: &str, company: &Company, e: &Employee) -> Value {
     json!({
         "id": e.id,
         "version": 0,
@@ -158,9 +162,10 @@ pub(crate) fn employee(base: &str, e: &Employee, employments: &[&Employment]) ->
         "displayName": format!("{} {}", e.first_name, e.last_name),
         "employeeNumber": e.employee_number,
         "email": e.email,
-        "employments": employments
-            .iter()
-            .map(|m| reference(base, "employee/employment", m.id))
+        "employments": company
+            .employments_of(Some(e.id))
+            .into_iter()
+            .map(|m| employment(base, m, &company.details_of(Some(&[m.id]))))
             .collect::<Vec<_>>(),
     })
 }
