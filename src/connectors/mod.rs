@@ -95,6 +95,13 @@ pub trait Connector: Send + Sync {
     /// `matched-to-position` step: the payroll system's (company's) currency.
     async fn currency(&self) -> Result<Currency, Error>;
 
+    /// The currency `currency` would answer, when the connector holds it already and no
+    /// payroll call is needed (read once and kept, or configured). The engine then commits the
+    /// match and the currency check together, in one transaction.
+    fn known_currency(&self) -> Option<Currency> {
+        None
+    }
+
     /// `currency-validated` step: is there a salary record, other than `owned`, whose period
     /// overlaps the salary's? A delete never conflicts.
     async fn check_overlap(

@@ -170,7 +170,8 @@ impl Engine {
     }
 
     /// Simulation seam: exactly one worker step of `wf` (one connector step and its commit;
-    /// at the write, the intent commit, the write and its commit), the same code a worker
+    /// at the write, the intent commit, the write and its commit; a match whose connector
+    /// knows the currency without a call, both transitions in one commit), the same code a worker
     /// runs in its loop. Returns the last committed copy (`None`: the instance is gone).
     #[doc(hidden)]
     pub async fn step_once(

@@ -74,10 +74,22 @@ async fn one_step(shared: &Shared, wf: &Workflow) -> Result<Workflow, storage::E
             if let Some(newer) = newer_change_applied(shared, wf)? {
                 return commit(shared, wf, Input::StepFailed(newer)).await;
             }
-            connector
-                .match_position(&wf.change)
-                .await
-                .map(Input::Matched)
+            match connector.match_position(&wf.change).await {
+                // The currency needs no payroll call: both steps in one commit.
+                Ok(position) => match connector.known_currency() {
+                    Some(currency) => {
+                        return commit_two(
+                            shared,
+                            wf,
+                            Input::Matched(position),
+                            Input::CurrencyFound(currency),
+                        )
+                        .await
+                    }
+                    None => Ok(Input::Matched(position)),
+                },
+                Err(e) => Err(e),
+            }
         }
         State::MatchedToPosition => connector.currency().await.map(Input::CurrencyFound),
         State::CurrencyValidated => check_overlap(shared, connector.as_ref(), wf).await?,
@@ -264,6 +276,71 @@ fn missing_position() -> Input {
 }
 
 async fn commit(shared: &Shared, wf: &Workflow, input: Input) -> Result<Workflow, storage::Error> {
+    let transition = transition_for(shared, wf, input)?;
+    log_transition(&transition);
+    let waited = std::time::Instant::now();
+    let transition = shared.store.commit(transition).await?;
+    crate::metrics::transition_commit(waited.elapsed().as_secs_f64());
+    counted(&transition);
+    Ok(transition.workflow)
+}
+
+/// Two steps in one commit (one transaction, one fsync): `first` on `wf`, then `second` on
+/// what it makes, when the second needed no payroll call. Both history entries are kept, and
+/// nothing reaches payroll between them, so the rule "durable before the next payroll call"
+/// holds. When the second input does not belong to the first's outcome (the first failed),
+/// only the first is committed.
+async fn commit_two(
+    shared: &Shared,
+    wf: &Workflow,
+    first: Input,
+    second: Input,
+) -> Result<Workflow, storage::Error> {
+    let first = transition_for(shared, wf, first)?;
+    let Ok(second) = step(&first.workflow, second, shared.clock.now(), &shared.retry) else {
+        log_transition(&first);
+        let waited = std::time::Instant::now();
+        let first = shared.store.commit(first).await?;
+        crate::metrics::transition_commit(waited.elapsed().as_secs_f64());
+        counted(&first);
+        return Ok(first.workflow);
+    };
+    log_transition(&first);
+    log_transition(&second);
+    for effect in &second.effects {
+        if let crate::domain::Effect::IntegrationUnhealthy(f) = effect {
+            shared.mark_unhealthy(&wf.change.integration_id, f);
+        }
+    }
+    let last = second.workflow.clone();
+    let labels = [&first, &second].map(|t| (t.workflow.state, t.entry.event.clone()));
+    let waited = std::time::Instant::now();
+    let results = shared.store.commit_many(vec![first, second]).await?;
+    crate::metrics::transition_commit(waited.elapsed().as_secs_f64());
+    for result in results {
+        result?;
+    }
+    for (state, event) in labels {
+        crate::metrics::transition(wf.change.integration_id.as_str(), state.as_str(), &event);
+    }
+    Ok(last)
+}
+
+fn counted(t: &Transition) {
+    crate::metrics::transition(
+        t.workflow.change.integration_id.as_str(),
+        t.workflow.state.as_str(),
+        &t.entry.event,
+    );
+}
+
+/// The transition `input` makes of `wf` (an input the step refuses parks the instance), with
+/// its effects on the engine's health map applied.
+fn transition_for(
+    shared: &Shared,
+    wf: &Workflow,
+    input: Input,
+) -> Result<Transition, storage::Error> {
     let now = shared.clock.now();
     let transition: Transition = match step(wf, input, now, &shared.retry) {
         Ok(t) => t,
@@ -277,22 +354,12 @@ async fn commit(shared: &Shared, wf: &Workflow, input: Input) -> Result<Workflow
                 .map_err(|e| storage::Error::Io(format!("cannot park {}: {e}", wf.id)))?
         }
     };
-    log_transition(&transition);
     for effect in &transition.effects {
         if let crate::domain::Effect::IntegrationUnhealthy(f) = effect {
             shared.mark_unhealthy(&wf.change.integration_id, f);
         }
     }
-    // The committer hands the transition back once it is durable: no copy is kept meanwhile.
-    let waited = std::time::Instant::now();
-    let transition = shared.store.commit(transition).await?;
-    crate::metrics::transition_commit(waited.elapsed().as_secs_f64());
-    crate::metrics::transition(
-        wf.change.integration_id.as_str(),
-        transition.workflow.state.as_str(),
-        &transition.entry.event,
-    );
-    Ok(transition.workflow)
+    Ok(transition)
 }
 
 fn log_transition(t: &Transition) {

@@ -278,7 +278,9 @@ impl Store {
 
     /// Commits many transitions in one write: one transaction and one fsync for all of them.
     /// Each is checked as `commit` checks it; the answer says, per transition, whether it was
-    /// applied. For bulk tools and benches that fill a store; the workers commit one by one.
+    /// applied. Transitions of one instance may follow each other in one call (each sees the one
+    /// before it): a worker commits a match and a currency check that needed no payroll call
+    /// together. Bulk tools and benches that fill a store use it too.
     pub async fn commit_many(
         &self,
         transitions: Vec<Transition>,

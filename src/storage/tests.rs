@@ -629,3 +629,68 @@ fn instance_counts_are_kept_with_each_commit_and_recounted_after_a_quarantine() 
     assert_eq!(count_of(&store, State::MatchedToPosition), 1);
     assert!(store.get(bad).ok().flatten().is_some());
 }
+
+/// A worker commits a match and the currency check after it in one `commit_many`: the second
+/// transition sees the first inside the transaction, both history entries are kept, and the
+/// indexes hold the second's state.
+#[test]
+fn two_transitions_of_one_instance_commit_together() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    rt().block_on(async {
+        let store = open_enabled(dir.path()).await;
+        let out = store
+            .ingest(vec![change(ChangeKind::Created)], now())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let IngestOutcome::Accepted(id) = out[0] else {
+            panic!("{out:?}")
+        };
+        let wf = store
+            .get(id)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("stored"));
+        let first =
+            step(&wf, Input::Matched(position()), now(), &Fixed).unwrap_or_else(|e| panic!("{e}"));
+        let currency = wf.change.salary.pay.currency;
+        let second = step(
+            &first.workflow,
+            Input::CurrencyFound(currency),
+            now(),
+            &Fixed,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let each = store
+            .commit_many(vec![first, second])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(each.iter().all(Result::is_ok), "{each:?}");
+        // A copy from before both is stale now.
+        let again =
+            step(&wf, Input::Matched(position()), now(), &Fixed).unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            store.commit(again).await,
+            Err(Error::Stale { .. })
+        ));
+        drop(store);
+        let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let wf = store
+            .get(id)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("stored"));
+        assert_eq!(wf.state, State::CurrencyValidated);
+        assert_eq!(wf.history_len, 3);
+        let history = store.history(id).unwrap_or_else(|e| panic!("{e}"));
+        let states: Vec<State> = history.iter().map(|h| h.to).collect();
+        assert_eq!(
+            states,
+            vec![
+                State::Pending,
+                State::MatchedToPosition,
+                State::CurrencyValidated
+            ]
+        );
+        assert_eq!(store.index_problems().ok(), Some(Vec::new()));
+    });
+}

@@ -703,6 +703,10 @@ impl Connector for TripletexConnector {
         )))
     }
 
+    fn known_currency(&self) -> Option<Currency> {
+        self.currency.get().copied()
+    }
+
     async fn currency(&self) -> Result<Currency, Error> {
         self.currency
             .get_or_try_init(|| async {

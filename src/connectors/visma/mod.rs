@@ -1116,6 +1116,10 @@ impl Connector for VismaConnector {
         Ok(self.config.currency)
     }
 
+    fn known_currency(&self) -> Option<Currency> {
+        Some(self.config.currency)
+    }
+
     async fn check_overlap(
         &self,
         change: &SalaryChange,
