@@ -148,6 +148,8 @@ pub struct Gauges {
     /// (integration, state) -> instances
     pub instances: Vec<(String, String, u64)>,
     pub oldest_non_terminal_age_s: Option<f64>,
+    /// integration -> salaries held by a failed write of unknown outcome
+    pub held_salaries: Vec<(String, u64)>,
     pub unhealthy_integrations: Vec<String>,
     pub ready: bool,
 }
@@ -192,6 +194,15 @@ pub fn render(gauges: &Gauges) -> String {
         "salary_sync_oldest_non_terminal_age_seconds {}",
         gauges.oldest_non_terminal_age_s.unwrap_or(0.0)
     );
+    let _ = writeln!(out, "# HELP salary_sync_held_salaries Salaries whose later changes wait for an operator retry: a change failed with its write's outcome unknown.");
+    let _ = writeln!(out, "# TYPE salary_sync_held_salaries gauge");
+    for (integration, n) in &gauges.held_salaries {
+        let _ = writeln!(
+            out,
+            "salary_sync_held_salaries{{integration=\"{}\"}} {n}",
+            escape(integration)
+        );
+    }
     let _ = writeln!(
         out,
         "# HELP salary_sync_ready 1 once startup recovery has finished."
@@ -307,6 +318,7 @@ mod tests {
         rate_budget_wait("unit-test-int");
         let text = render(&Gauges {
             instances: vec![("unit-test-int".into(), "sent".into(), 3)],
+            held_salaries: vec![("unit-test-int".into(), 2)],
             ready: true,
             ..Gauges::default()
         });
@@ -321,6 +333,10 @@ mod tests {
         assert!(text.contains("salary_sync_step_seconds_bucket{integration=\"unit-test-int\",state=\"pending\",le=\"0.025\"} 1"), "{text}");
         assert!(text.contains("salary_sync_step_seconds_bucket{integration=\"unit-test-int\",state=\"pending\",le=\"0.01\"} 0"), "{text}");
         assert!(text.contains("salary_sync_ready 1"));
+        assert!(
+            text.contains("salary_sync_held_salaries{integration=\"unit-test-int\"} 2"),
+            "{text}"
+        );
         assert!(
             text.contains("salary_sync_transition_commit_seconds_bucket{le=\"0.005\"} "),
             "{text}"

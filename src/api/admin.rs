@@ -147,6 +147,12 @@ async fn metrics(AxState(state): AxState<AdminState>) -> Response {
             .ok()
             .flatten()
             .map(|at| (state.clock.now() - at).num_milliseconds().max(0) as f64 / 1000.0),
+        held_salaries: store
+            .held_salaries()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(i, n)| (i.to_string(), n))
+            .collect(),
         unhealthy_integrations: state
             .engine
             .unhealthy()

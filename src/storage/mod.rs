@@ -619,6 +619,30 @@ impl Store {
 
     /// When the oldest instance that is not yet terminal was accepted. Ids grow with accept
     /// time, so the smallest id in the non-terminal state indexes is the oldest.
+    /// Salaries held by a failed change whose write's outcome is unknown (retries ran out, or
+    /// it was cancelled, mid-write), per integration: their later changes wait until an
+    /// operator retries it. Reads the `failed` instances only.
+    pub fn held_salaries(&self) -> Result<Vec<(IntegrationId, u64)>, Error> {
+        let mut held: std::collections::BTreeMap<IntegrationId, u64> = Default::default();
+        for key in self
+            .trees
+            .by_state
+            .scan_prefix([State::Failed.code()])
+            .keys()
+        {
+            let Some(id) = keys::workflow_id_suffix(&key?) else {
+                continue;
+            };
+            // An unreadable instance is reported where the scheduler meets it.
+            if let Ok(Some(wf)) = self.get(id) {
+                if committer::queued(&wf) {
+                    *held.entry(wf.change.integration_id).or_default() += 1;
+                }
+            }
+        }
+        Ok(held.into_iter().collect())
+    }
+
     pub fn oldest_non_terminal(&self) -> Result<Option<DateTime<Utc>>, Error> {
         let mut oldest: Option<WorkflowId> = None;
         for state in State::ALL.into_iter().filter(|s| !s.is_terminal()) {

@@ -548,6 +548,11 @@ fn a_failed_write_of_unknown_outcome_holds_its_salary() {
             .unwrap_or_else(|| panic!("stored"));
         assert_eq!(failed.state, State::Failed);
         assert!(failed.intent.is_some(), "{failed:?}");
+        assert_eq!(
+            store.held_salaries().ok(),
+            Some(vec![(integration.clone(), 1)]),
+            "the held salary is counted for /metrics"
+        );
         store
             .ingest(vec![next], now())
             .await

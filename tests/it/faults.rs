@@ -89,6 +89,14 @@ impl Rig {
             .await
     }
 
+    /// The admin listener's `/metrics` text.
+    async fn metrics(&self) -> String {
+        let answer = reqwest::get(format!("{}/metrics", self.admin.base))
+            .await
+            .unwrap_or_else(|e| panic!("/metrics: {e}"));
+        answer.text().await.unwrap_or_default()
+    }
+
     /// The integration's error log.
     async fn errors(&self) -> Vec<ErrorLogEntry> {
         let log = self.admin.get("/admin/v1/errors").await;
@@ -983,6 +991,47 @@ async fn an_operator_cancels_a_retrying_instance() {
         .collect();
     assert_eq!(resumed, CLEAN[1..]);
     assert_history_sound(&shown);
+    assert_one_row(&rig.control, kari_annual());
+    rig.finish().await;
+}
+
+/// A write answered 503 until the budget runs out: the write may have landed, so the change
+/// fails holding its salary, and `/metrics` names the held salary until an operator retry
+/// settles it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_of_unknown_outcome_shows_as_a_held_salary_in_metrics() {
+    let retry = RetryToml {
+        attempts_max: 2,
+        ..FAST
+    };
+    let rig = Rig::start(retry).await;
+    rig.control.arm(
+        Fault::new(FaultKind::Unavailable, 100)
+            .method("POST")
+            .path_prefix(DETAILS),
+    );
+    let id = rig.submit(kari_created()).await;
+    let shown = rig.wait_terminal(&id).await;
+    assert_eq!(shown.workflow.state, State::Failed);
+    assert!(shown.workflow.intent.is_some(), "{:?}", shown.workflow);
+    let held = format!("salary_sync_held_salaries{{integration=\"{INTEGRATION}\"}} 1");
+    let metrics = rig.metrics().await;
+    assert!(metrics.contains(&held), "{metrics}");
+
+    rig.control.clear_faults();
+    let (status, answer) = rig
+        .admin
+        .post(
+            &format!("/admin/v1/instances/{id}/retry"),
+            &json!({"reason": "payroll back"}),
+        )
+        .await
+        .unwrap_or_else(|| panic!("retry answered"));
+    assert_eq!(status, 200, "{answer}");
+    let shown = rig.wait_terminal(&id).await;
+    assert_eq!(shown.workflow.state, State::Sent);
+    let metrics = rig.metrics().await;
+    assert!(!metrics.contains("salary_sync_held_salaries{"), "{metrics}");
     assert_one_row(&rig.control, kari_annual());
     rig.finish().await;
 }
