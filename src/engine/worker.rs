@@ -277,8 +277,14 @@ fn missing_position() -> Input {
 
 async fn commit(shared: &Shared, wf: &Workflow, input: Input) -> Result<Workflow, storage::Error> {
     let transition = transition_for(shared, wf, input)?;
+    commit_one(shared, transition).await
+}
+
+/// Logs `transition`, waits until it is durable, counts it; the committed copy of the instance.
+async fn commit_one(shared: &Shared, transition: Transition) -> Result<Workflow, storage::Error> {
     log_transition(&transition);
     let waited = std::time::Instant::now();
+    // The committer hands the transition back once it is durable: no copy is kept meanwhile.
     let transition = shared.store.commit(transition).await?;
     crate::metrics::transition_commit(waited.elapsed().as_secs_f64());
     counted(&transition);
@@ -298,20 +304,11 @@ async fn commit_two(
 ) -> Result<Workflow, storage::Error> {
     let first = transition_for(shared, wf, first)?;
     let Ok(second) = step(&first.workflow, second, shared.clock.now(), &shared.retry) else {
-        log_transition(&first);
-        let waited = std::time::Instant::now();
-        let first = shared.store.commit(first).await?;
-        crate::metrics::transition_commit(waited.elapsed().as_secs_f64());
-        counted(&first);
-        return Ok(first.workflow);
+        return commit_one(shared, first).await;
     };
     log_transition(&first);
     log_transition(&second);
-    for effect in &second.effects {
-        if let crate::domain::Effect::IntegrationUnhealthy(f) = effect {
-            shared.mark_unhealthy(&wf.change.integration_id, f);
-        }
-    }
+    apply_effects(shared, &second);
     let last = second.workflow.clone();
     let labels = [&first, &second].map(|t| (t.workflow.state, t.entry.event.clone()));
     let waited = std::time::Instant::now();
@@ -354,12 +351,18 @@ fn transition_for(
                 .map_err(|e| storage::Error::Io(format!("cannot park {}: {e}", wf.id)))?
         }
     };
-    for effect in &transition.effects {
+    apply_effects(shared, &transition);
+    Ok(transition)
+}
+
+/// The engine's side of a transition's effects: an integration whose credentials were refused
+/// is marked unhealthy.
+fn apply_effects(shared: &Shared, t: &Transition) {
+    for effect in &t.effects {
         if let crate::domain::Effect::IntegrationUnhealthy(f) = effect {
-            shared.mark_unhealthy(&wf.change.integration_id, f);
+            shared.mark_unhealthy(&t.workflow.change.integration_id, f);
         }
     }
-    Ok(transition)
 }
 
 fn log_transition(t: &Transition) {
