@@ -47,6 +47,27 @@ async fn open_enabled(path: &std::path::Path) -> Store {
     store
 }
 
+/// Ingests one change, which must be accepted; its instance id.
+async fn accept_one(store: &Store, change: SalaryChange) -> WorkflowId {
+    let out = store
+        .ingest(vec![change], now())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    match out[..] {
+        [IngestOutcome::Accepted(id)] => id,
+        _ => panic!("{out:?}"),
+    }
+}
+
+/// The stored copy of instance `id`, which must be there.
+fn stored(store: &Store, id: WorkflowId) -> Workflow {
+    store
+        .get(id)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("stored"))
+}
+
 fn position() -> Position {
     Position {
         employee_id: "1".into(),
@@ -100,18 +121,8 @@ fn a_transition_moves_every_index_and_survives_reopen() {
     let c = change(ChangeKind::Created);
     let id = rt().block_on(async {
         let store = open_enabled(dir.path()).await;
-        let out = store
-            .ingest(vec![c.clone()], now())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let IngestOutcome::Accepted(id) = out[0] else {
-            panic!("{out:?}")
-        };
-        let wf = store
-            .get(id)
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| panic!("stored"));
+        let id = accept_one(&store, c.clone()).await;
+        let wf = stored(&store, id);
         let t =
             step(&wf, Input::Matched(position()), now(), &Fixed).unwrap_or_else(|e| panic!("{e}"));
         store
@@ -123,11 +134,7 @@ fn a_transition_moves_every_index_and_survives_reopen() {
         id
     });
     let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
-    let wf = store
-        .get(id)
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| panic!("stored"));
+    let wf = stored(&store, id);
     assert_eq!(wf.state, State::MatchedToPosition);
     assert_eq!(store.history(id).map(|h| h.len()).unwrap_or(0), 2);
     let counts = store.count_by_state().unwrap_or_default();
@@ -147,18 +154,8 @@ fn a_terminal_transition_leaves_the_queues_and_logs_the_error() {
     rt().block_on(async {
         let store = open_enabled(dir.path()).await;
         let c = change(ChangeKind::Created);
-        let out = store
-            .ingest(vec![c.clone()], now())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let IngestOutcome::Accepted(id) = out[0] else {
-            panic!("{out:?}")
-        };
-        let wf = store
-            .get(id)
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| panic!("stored"));
+        let id = accept_one(&store, c.clone()).await;
+        let wf = stored(&store, id);
         let failure =
             crate::domain::Failure::permanent(crate::domain::FailureCode::NoEmployment, "none");
         let t =
@@ -351,11 +348,7 @@ fn prune_removes_old_terminal_instances_but_keeps_the_replay_guard() {
         else {
             panic!("{out:?}")
         };
-        let wf = store
-            .get(done)
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| panic!("stored"));
+        let wf = stored(&store, done);
         let failure =
             crate::domain::Failure::permanent(crate::domain::FailureCode::NoEmployment, "none");
         let t =
@@ -412,28 +405,12 @@ fn an_older_change_arriving_late_waits_for_the_one_already_started() {
             crate::domain::EventId::parse("evt-newer").unwrap_or_else(|e| panic!("{e}"));
         newer.occurred_at += chrono::Duration::hours(1);
         let (integration, salary) = (older.integration_id.clone(), older.salary.id.clone());
-        let out = store
-            .ingest(vec![newer], now())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let IngestOutcome::Accepted(started) = out[0] else {
-            panic!("{out:?}")
-        };
-        let wf = store
-            .get(started)
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| panic!("stored"));
+        let started = accept_one(&store, newer).await;
+        let wf = stored(&store, started);
         let t =
             step(&wf, Input::Matched(position()), now(), &Fixed).unwrap_or_else(|e| panic!("{e}"));
         store.commit(t).await.unwrap_or_else(|e| panic!("{e}"));
-        let out = store
-            .ingest(vec![older], now())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let IngestOutcome::Accepted(late) = out[0] else {
-            panic!("{out:?}")
-        };
+        let late = accept_one(&store, older).await;
         assert_eq!(
             store.salary_head(&integration, &salary).ok().flatten(),
             Some(started),
@@ -441,20 +418,12 @@ fn an_older_change_arriving_late_waits_for_the_one_already_started() {
         );
         assert_eq!(store.index_problems().ok(), Some(Vec::new()));
         // The scheduler asks with the copy it has just read; the answer must not change.
-        let late_copy = store
-            .get(late)
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| panic!("stored"));
+        let late_copy = stored(&store, late);
         assert_eq!(
             store.salary_head_of(&late_copy).ok().flatten(),
             Some(started)
         );
-        let started_copy = store
-            .get(started)
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| panic!("stored"));
+        let started_copy = stored(&store, started);
         assert_eq!(
             store.salary_head_of(&started_copy).ok().flatten(),
             Some(started)
@@ -470,13 +439,7 @@ fn due_entries_name_the_integration() {
     rt().block_on(async {
         let store = open_enabled(dir.path()).await;
         let c = change(ChangeKind::Created);
-        let out = store
-            .ingest(vec![c.clone()], now())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let IngestOutcome::Accepted(id) = out[0] else {
-            panic!("{out:?}")
-        };
+        let id = accept_one(&store, c.clone()).await;
         let expected = vec![DueEntry {
             id,
             integration: Some(c.integration_id.clone()),
@@ -488,11 +451,7 @@ fn due_entries_name_the_integration() {
                 .unwrap_or_else(|e| panic!("{e}"))
         };
         assert_eq!(entries(&store), expected);
-        let wf = store
-            .get(id)
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| panic!("stored"));
+        let wf = stored(&store, id);
         let t =
             step(&wf, Input::Matched(position()), now(), &Fixed).unwrap_or_else(|e| panic!("{e}"));
         store.commit(t).await.unwrap_or_else(|e| panic!("{e}"));
@@ -514,13 +473,7 @@ fn a_failed_write_of_unknown_outcome_holds_its_salary() {
         next.occurred_at += chrono::Duration::hours(1);
         let (integration, salary) = (first.integration_id.clone(), first.salary.id.clone());
         let currency = first.salary.pay.currency;
-        let out = store
-            .ingest(vec![first], now())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let IngestOutcome::Accepted(id) = out[0] else {
-            panic!("{out:?}")
-        };
+        let id = accept_one(&store, first).await;
         let lost =
             crate::domain::Failure::transient(crate::domain::FailureCode::Unavailable, "cut");
         let inputs = vec![
@@ -533,19 +486,11 @@ fn a_failed_write_of_unknown_outcome_holds_its_salary() {
             Input::StepFailed(lost),
         ];
         for input in inputs {
-            let wf = store
-                .get(id)
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| panic!("stored"));
+            let wf = stored(&store, id);
             let t = step(&wf, input, now(), &Fixed).unwrap_or_else(|e| panic!("{e}"));
             store.commit(t).await.unwrap_or_else(|e| panic!("{e}"));
         }
-        let failed = store
-            .get(id)
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| panic!("stored"));
+        let failed = stored(&store, id);
         assert_eq!(failed.state, State::Failed);
         assert!(failed.intent.is_some(), "{failed:?}");
         assert_eq!(
@@ -595,11 +540,7 @@ fn instance_counts_are_kept_with_each_commit_and_recounted_after_a_quarantine() 
         let (IngestOutcome::Accepted(a), IngestOutcome::Accepted(b)) = (out[0], out[1]) else {
             panic!("{out:?}")
         };
-        let wf = store
-            .get(a)
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| panic!("stored"));
+        let wf = stored(&store, a);
         let t =
             step(&wf, Input::Matched(position()), now(), &Fixed).unwrap_or_else(|e| panic!("{e}"));
         store.commit(t).await.unwrap_or_else(|e| panic!("{e}"));
@@ -643,18 +584,8 @@ fn two_transitions_of_one_instance_commit_together() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     rt().block_on(async {
         let store = open_enabled(dir.path()).await;
-        let out = store
-            .ingest(vec![change(ChangeKind::Created)], now())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let IngestOutcome::Accepted(id) = out[0] else {
-            panic!("{out:?}")
-        };
-        let wf = store
-            .get(id)
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| panic!("stored"));
+        let id = accept_one(&store, change(ChangeKind::Created)).await;
+        let wf = stored(&store, id);
         let first =
             step(&wf, Input::Matched(position()), now(), &Fixed).unwrap_or_else(|e| panic!("{e}"));
         let currency = wf.change.salary.pay.currency;
@@ -679,11 +610,7 @@ fn two_transitions_of_one_instance_commit_together() {
         ));
         drop(store);
         let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
-        let wf = store
-            .get(id)
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| panic!("stored"));
+        let wf = stored(&store, id);
         assert_eq!(wf.state, State::CurrencyValidated);
         assert_eq!(wf.history_len, 3);
         let history = store.history(id).unwrap_or_else(|e| panic!("{e}"));
