@@ -72,6 +72,11 @@ fn change(kind: &str, employee: Value, amount: &str, unit: &str, start: &str) ->
     )
 }
 
+/// A created salary of 1 NOK a month for `who` over `start..end`: what a match reads.
+fn matching(who: Value, start: &str, end: Value) -> SalaryChange {
+    change_with("created", who, "1", "monthly", start, end, Value::Null)
+}
+
 fn change_with(
     kind: &str,
     employee: Value,
@@ -127,15 +132,7 @@ async fn match_finds_the_employment_by_id_number_or_email() -> TestResult {
 
     // Ola has a closed employment (202, 2019-03..2023-12) and an open one (203, 2024-01..).
     let ola = json!({"employee_number": "18"});
-    let closed = change_with(
-        "created",
-        ola.clone(),
-        "1",
-        "monthly",
-        "2022-01-01",
-        json!("2022-12-31"),
-        Value::Null,
-    );
+    let closed = matching(ola.clone(), "2022-01-01", json!("2022-12-31"));
     assert_eq!(c.match_position(&closed).await?.employment_id, "202");
     let open = change("created", ola.clone(), "1", "monthly", "2024-02-01");
     assert_eq!(c.match_position(&open).await?.employment_id, "203");
@@ -186,15 +183,7 @@ async fn a_match_is_one_get() -> TestResult {
             "203",
         ),
     ] {
-        let salary = change_with(
-            "created",
-            who.clone(),
-            "1",
-            "monthly",
-            start,
-            end,
-            Value::Null,
-        );
+        let salary = matching(who.clone(), start, end);
         let before = sim.request_count();
         let p = c.match_position(&salary).await?;
         assert_eq!(
@@ -256,15 +245,7 @@ async fn the_covering_employment_is_chosen_among_several_nested() -> TestResult 
             ("2023-03-01", json!("2024-12-31"), "311"),
             ("2026-01-01", Value::Null, "312"),
         ] {
-            let salary = change_with(
-                "created",
-                who.clone(),
-                "1",
-                "monthly",
-                start,
-                end.clone(),
-                Value::Null,
-            );
+            let salary = matching(who.clone(), start, end.clone());
             let p = c.match_position(&salary).await?;
             assert_eq!(
                 (p.employee_id.as_str(), p.employment_id.as_str()),
@@ -272,15 +253,7 @@ async fn the_covering_employment_is_chosen_among_several_nested() -> TestResult 
                 "{who} from {start}"
             );
         }
-        let straddles = change_with(
-            "created",
-            who.clone(),
-            "1",
-            "monthly",
-            "2021-06-01",
-            json!("2021-07-31"),
-            Value::Null,
-        );
+        let straddles = matching(who.clone(), "2021-06-01", json!("2021-07-31"));
         let err = c
             .match_position(&straddles)
             .await
