@@ -225,6 +225,29 @@ fn retry_after_is_a_lower_bound_on_the_wake_time() {
     assert_eq!(t.workflow.wake_at, Some(later));
 }
 
+/// A step that succeeds keeps the wake time of an instance already due (the store's `due`
+/// key then stays as it is); after a retry it keeps the retry's wake time, which has passed.
+#[test]
+fn progress_keeps_a_wake_time_that_has_passed() {
+    let wf = new_wf(ChangeKind::Created);
+    let later = t0() + chrono::Duration::seconds(10);
+    let t = step(&wf, Input::Matched(position()), later, &POLICY).expect("legal");
+    assert_eq!(t.workflow.state, State::MatchedToPosition);
+    assert_eq!(t.workflow.wake_at, Some(t0()));
+
+    let retried = step(&wf, Input::StepFailed(transient()), t0(), &POLICY).expect("legal");
+    let wake = retried.workflow.wake_at.expect("scheduled");
+    assert!(wake > t0());
+    let t = step(
+        &retried.workflow,
+        Input::Matched(position()),
+        wake + chrono::Duration::seconds(1),
+        &POLICY,
+    )
+    .expect("legal");
+    assert_eq!(t.workflow.wake_at, Some(wake));
+}
+
 #[test]
 fn auth_failures_wait_long_without_spending_the_budget() {
     let auth = Failure::new(FailureCode::AuthRejected, FailureClass::Auth, "401");

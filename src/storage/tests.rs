@@ -444,18 +444,30 @@ fn due_entries_name_the_integration() {
             id,
             integration: Some(c.integration_id.clone()),
         }];
-        let entries = |store: &Store| -> Vec<DueEntry> {
+        let entries = |store: &Store, at: DateTime<Utc>| -> Vec<DueEntry> {
             store
-                .due_entries(now())
+                .due_entries(at)
                 .collect::<Result<_, _>>()
                 .unwrap_or_else(|e| panic!("{e}"))
         };
-        assert_eq!(entries(&store), expected);
+        assert_eq!(entries(&store, now()), expected);
+        // A retry moves the wake time: the transition rewrites the entry, integration and all.
+        let wf = stored(&store, id);
+        let failure =
+            crate::domain::Failure::transient(crate::domain::FailureCode::Unavailable, "503");
+        let t =
+            step(&wf, Input::StepFailed(failure), now(), &Fixed).unwrap_or_else(|e| panic!("{e}"));
+        let wake = t.workflow.wake_at.unwrap_or_else(|| panic!("scheduled"));
+        store.commit(t).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(entries(&store, now()), vec![], "not due before the retry");
+        assert_eq!(entries(&store, wake), expected);
+        // A step that succeeds keeps the wake time and the entry.
         let wf = stored(&store, id);
         let t =
-            step(&wf, Input::Matched(position()), now(), &Fixed).unwrap_or_else(|e| panic!("{e}"));
+            step(&wf, Input::Matched(position()), wake, &Fixed).unwrap_or_else(|e| panic!("{e}"));
         store.commit(t).await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(entries(&store), expected);
+        assert_eq!(entries(&store, wake), expected);
+        assert_eq!(store.index_problems().ok(), Some(Vec::new()));
     });
 }
 
