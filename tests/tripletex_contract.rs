@@ -171,3 +171,62 @@ async fn every_connector_call_matches_the_spec() -> Result<(), Box<dyn std::erro
     );
     Ok(())
 }
+
+/// The repository keeps the salary subset of Tripletex's spec so a clone stands on its own;
+/// where the vendor's full spec is at hand (`$TRIPLETEX_CONTRACT_DIR/openapi.json`, or
+/// `../shared/contracts/tripletex/openapi.json` beside the repository), every path and schema in
+/// the subset must be exactly the vendor's, and the subset must reach every schema its paths
+/// refer to. `.ci/run` sets `SALARY_SYNC_REQUIRE_VENDOR_SPEC=1`, so CI fails when the vendor's
+/// spec is missing instead of passing without comparing.
+#[test]
+fn kept_subset_equals_the_vendors_spec() -> Result<(), Box<dyn std::error::Error>> {
+    let manifest = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let kept: Value = serde_json::from_slice(&std::fs::read(
+        manifest.join("contracts/tripletex/openapi-salary-subset.json"),
+    )?)?;
+    let vendor_path = match std::env::var_os("TRIPLETEX_CONTRACT_DIR") {
+        Some(dir) => std::path::PathBuf::from(dir).join("openapi.json"),
+        None => manifest.join("../shared/contracts/tripletex/openapi.json"),
+    };
+    if !vendor_path.is_file() {
+        assert!(
+            std::env::var_os("SALARY_SYNC_REQUIRE_VENDOR_SPEC").is_none(),
+            "the vendor's spec is required but {} is missing",
+            vendor_path.display()
+        );
+        eprintln!(
+            "{} not found: the kept subset is not compared with the vendor's spec",
+            vendor_path.display()
+        );
+        return Ok(());
+    }
+    let vendor: Value = serde_json::from_slice(&std::fs::read(&vendor_path)?)?;
+    assert_eq!(kept["info"]["version"], vendor["info"]["version"]);
+    let paths = kept["paths"].as_object().ok_or("subset has no paths")?;
+    assert!(paths.len() >= 10, "subset lost paths: {:?}", paths.keys());
+    for (path, item) in paths {
+        assert_eq!(Some(item), vendor["paths"].get(path), "path {path} differs");
+    }
+    let schemas = kept["components"]["schemas"]
+        .as_object()
+        .ok_or("subset has no schemas")?;
+    for (name, schema) in schemas {
+        assert_eq!(
+            Some(schema),
+            vendor["components"]["schemas"].get(name),
+            "schema {name} differs"
+        );
+    }
+    let text = serde_json::to_string(&kept["paths"])? + &serde_json::to_string(schemas)?;
+    for reference in text.split("#/components/schemas/").skip(1) {
+        let name: String = reference
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || "_.-".contains(*c))
+            .collect();
+        assert!(
+            schemas.contains_key(&name),
+            "schema {name} is referred to but not kept"
+        );
+    }
+    Ok(())
+}
