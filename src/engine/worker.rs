@@ -371,7 +371,7 @@ fn log_transition(t: &Transition) {
     match &t.entry.failure {
         Some(f) => info!(
             workflow_id = %wf.id, integration = %wf.change.integration_id, salary = %wf.change.salary.id,
-            from, state = %wf.state, event = %t.entry.event, error = %f, "transition"
+            from, state = %wf.state, event = %t.entry.event, code = %f.code, error = %f, "transition"
         ),
         None => info!(
             workflow_id = %wf.id, integration = %wf.change.integration_id, salary = %wf.change.salary.id,

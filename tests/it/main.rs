@@ -7,6 +7,7 @@ mod e2e;
 mod faults;
 mod hostile;
 mod lifecycle;
+mod logs;
 mod rate_limit;
 mod sim_payroll;
 mod simulation;

@@ -224,7 +224,7 @@ async fn every_webhook_answer_and_signature_edge_case() {
         "refusals are logged"
     );
     assert!(!log.contains(SECRET), "the webhook secret reached the log");
-    // `--log-format json`: one JSON object per line; transitions carry their fields.
+    // `--log-format json`: one flat JSON object per line; transitions carry their fields.
     let lines: Vec<Value> = log
         .lines()
         .map(|line| {
@@ -235,11 +235,11 @@ async fn every_webhook_answer_and_signature_edge_case() {
     assert!(lines.iter().all(|l| l["level"].is_string()));
     let transition = lines
         .iter()
-        .find(|l| l["fields"]["message"] == "transition")
+        .find(|l| l["message"] == "transition")
         .unwrap_or_else(|| panic!("no transition logged"));
     for field in ["workflow_id", "integration", "salary", "state", "event"] {
         assert!(
-            transition["fields"][field].is_string(),
+            transition[field].is_string(),
             "transition log lacks {field}: {transition}"
         );
     }
