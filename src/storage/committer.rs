@@ -292,7 +292,11 @@ fn run(
             (Err(e), _) | (Ok(_), Err(e)) => {
                 tracing::error!(error = %e, writes = group.len(), "store write failed; nothing in this group is acknowledged");
                 for request in group {
-                    let _ = request.reply.send(Err(Error::Io(e.to_string())));
+                    let answer = match &e {
+                        Error::DiskFull(m) => Error::DiskFull(m.clone()),
+                        e => Error::Io(e.to_string()),
+                    };
+                    let _ = request.reply.send(Err(answer));
                 }
             }
         }

@@ -10,6 +10,7 @@ mod lifecycle;
 mod rate_limit;
 mod sim_payroll;
 mod simulation;
+mod storage_faults;
 mod support;
 mod unimicro;
 mod visma;
