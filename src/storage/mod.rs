@@ -148,6 +148,8 @@ pub struct Store {
     trees: Trees,
     counts: committer::Counts,
     path: PathBuf,
+    /// Blob files the committer has fsynced (`committer::BlobSync`).
+    blobs_synced: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     committer: Committer,
 }
 
@@ -224,6 +226,7 @@ impl Store {
                 counts
             }
         };
+        let blobs_synced = std::sync::Arc::default();
         let committer = Committer::start(
             db.clone(),
             trees.clone(),
@@ -233,12 +236,17 @@ impl Store {
                 commits: found,
                 file: acked_file,
             },
+            committer::BlobSync {
+                dir: path.join("blobs"),
+                synced: std::sync::Arc::clone(&blobs_synced),
+            },
         )?;
         Ok(Self {
             db,
             trees,
             counts,
             path: path.to_owned(),
+            blobs_synced,
             committer,
         })
     }
@@ -757,6 +765,15 @@ impl Store {
         compare("due", &self.trees.due, due);
         compare("salary_queue", &self.trees.salary_queue, queue);
         Ok(problems)
+    }
+
+    /// The blob files (under `blobs/`) the committer has fsynced, for tests.
+    #[doc(hidden)]
+    pub fn synced_blob_files(&self) -> Vec<String> {
+        self.blobs_synced
+            .lock()
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Writes raw bytes under an instance key, bypassing the codec. For tests of the
