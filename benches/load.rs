@@ -381,6 +381,7 @@ async fn one_run(n: usize, workers: usize, pool: usize, payroll: Payroll) -> Res
         retention: None,
         retention_sweep_every: daemon::RETENTION_SWEEP_EVERY,
         store_cache_bytes: salary_sync::storage::CACHE_BYTES_DEFAULT,
+        store_lock_wait: salary_sync::daemon::STORE_LOCK_WAIT_DEFAULT,
     };
     let changes: Vec<SalaryChange> = (1..=n).map(change).collect::<Result<_>>()?;
     let rss_reset = reset_peak_rss();

@@ -38,6 +38,10 @@ pub struct Config {
     /// (sled's own default, 1 GiB, is filled by a store of a million instances).
     #[serde(default = "default_store_cache_mb")]
     pub store_cache_mb: u64,
+    /// How long `run` waits for the store's lock when another process (a direct-mode CLI
+    /// command) holds it, in seconds (default 30; 0: do not wait).
+    #[serde(default = "default_store_lock_wait_s")]
+    pub store_lock_wait_s: u64,
     #[serde(default)]
     pub retry: RetrySettings,
     /// The signed webhook; without this table the daemon takes changes only through the CLI.
@@ -208,6 +212,10 @@ fn check_url(i: usize, key: &str, url: &str) -> Result<(), String> {
 
 fn default_admin_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 7171))
+}
+
+fn default_store_lock_wait_s() -> u64 {
+    crate::daemon::STORE_LOCK_WAIT_DEFAULT.as_secs()
 }
 
 fn default_store_cache_mb() -> u64 {

@@ -44,6 +44,56 @@ pub struct DaemonSettings {
     pub retention_sweep_every: std::time::Duration,
     /// sled's page cache (see `Store::open_with_cache`).
     pub store_cache_bytes: u64,
+    /// How long start waits for the store's lock held by another process (a short-lived
+    /// direct-mode CLI command) before it gives up.
+    pub store_lock_wait: std::time::Duration,
+}
+
+/// `store_lock_wait` when the configuration says nothing (`store_lock_wait_s`).
+pub const STORE_LOCK_WAIT_DEFAULT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How often start tries the lock again while another process holds it.
+const STORE_LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Opens the store, waiting up to `settings.store_lock_wait` (logged) while another process
+/// holds its lock: a direct-mode CLI command run during a start must not kill the start.
+async fn open_store(settings: &DaemonSettings) -> Result<Store, Error> {
+    let started = std::time::Instant::now();
+    let mut logged = false;
+    loop {
+        match Store::open_with_cache(&settings.store, settings.store_cache_bytes) {
+            Err(storage::Error::Locked { path })
+                if started.elapsed() < settings.store_lock_wait =>
+            {
+                if !logged {
+                    tracing::warn!(
+                        store = %path,
+                        wait_s = settings.store_lock_wait.as_secs(),
+                        "the store is locked by another process (a CLI command?); waiting for it"
+                    );
+                    logged = true;
+                }
+                tokio::time::sleep(STORE_LOCK_RETRY).await;
+            }
+            Err(e @ storage::Error::Locked { .. }) => {
+                error!(
+                    wait_s = settings.store_lock_wait.as_secs(),
+                    "the store is still locked by another process; giving up"
+                );
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+            Ok(store) => {
+                if logged {
+                    info!(
+                        waited_ms = started.elapsed().as_millis() as u64,
+                        "the store's lock was released; starting"
+                    );
+                }
+                return Ok(store);
+            }
+        }
+    }
 }
 
 /// The retention sweep's interval when nothing else is configured.
@@ -78,13 +128,7 @@ pub async fn start(
     connectors: HashMap<IntegrationId, Arc<dyn Connector>>,
     clock: Arc<dyn Clock>,
 ) -> Result<RunningDaemon, Error> {
-    std::fs::create_dir_all(&settings.store).map_err(|e| {
-        storage::Error::Io(format!("cannot create {}: {e}", settings.store.display()))
-    })?;
-    let store = Arc::new(Store::open_with_cache(
-        &settings.store,
-        settings.store_cache_bytes,
-    )?);
+    let store = Arc::new(open_store(&settings).await?);
     let (stop, stop_rx) = watch::channel(false);
     let (close, close_rx) = watch::channel(false);
     let integrations: HashSet<IntegrationId> = connectors.keys().cloned().collect();
@@ -251,6 +295,15 @@ impl RunningDaemon {
     /// Resolves when the engine stops on its own (a storage failure).
     pub fn engine_finished(&self) -> bool {
         self.engine_task.is_finished()
+    }
+
+    /// Waits until the engine stops on its own (a storage failure): `run` then stops the daemon
+    /// and exits non-zero, so a supervisor restarts it (sled refuses every write after an I/O
+    /// error; only a new open recovers).
+    pub async fn engine_stopped(&self) {
+        while !self.engine_task.is_finished() {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 }
 

@@ -77,6 +77,10 @@ async fn ingest(State(state): State<WebhookState>, headers: HeaderMap, body: Bod
             &[],
         );
     }
+    if state.engine.has_failed() {
+        let message = "the engine stopped after a storage failure; send again later";
+        return answer(StatusCode::SERVICE_UNAVAILABLE, message, &[]);
+    }
     let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

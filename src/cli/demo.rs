@@ -217,6 +217,7 @@ pub async fn run() -> Result<()> {
         retention: None,
         retention_sweep_every: daemon::RETENTION_SWEEP_EVERY,
         store_cache_bytes: crate::storage::CACHE_BYTES_DEFAULT,
+        store_lock_wait: crate::daemon::STORE_LOCK_WAIT_DEFAULT,
     };
     let store_path = settings.store.clone();
     let running = daemon::start(settings, connectors, Arc::new(SystemClock)).await?;

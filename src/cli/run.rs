@@ -31,6 +31,7 @@ pub async fn run(config_path: &Path) -> Result<()> {
         retention: config.retention(),
         retention_sweep_every: config.retention_sweep_every(),
         store_cache_bytes: config.store_cache_mb.saturating_mul(1024 * 1024),
+        store_lock_wait: std::time::Duration::from_secs(config.store_lock_wait_s),
     };
     let running = daemon::start(settings, connectors, Arc::new(SystemClock))
         .await
@@ -45,8 +46,12 @@ pub async fn run(config_path: &Path) -> Result<()> {
             running.admin_addr
         ),
     }
-    wait_for_stop_signal().await;
-    info!("stop signal received; finishing in-flight steps");
+    tokio::select! {
+        _ = wait_for_stop_signal() => info!("stop signal received; finishing in-flight steps"),
+        _ = running.engine_stopped() => tracing::error!(
+            "the engine stopped after a storage failure; the daemon stops and exits non-zero so a supervisor restarts it"
+        ),
+    }
     running.stop().await?;
     Ok(())
 }

@@ -70,6 +70,9 @@ pub(crate) struct Shared {
     unhealthy: Mutex<HashMap<IntegrationId, Failure>>,
     /// Set after the first scheduler pass: every non-terminal instance has been picked up.
     ready: std::sync::atomic::AtomicBool,
+    /// Set when `run` stopped on a storage failure: the daemon is not ready and refuses
+    /// ingest until it is restarted (sled refuses every write after an I/O error).
+    failed: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -118,6 +121,7 @@ impl Engine {
             stop,
             unhealthy: Mutex::new(HashMap::new()),
             ready: std::sync::atomic::AtomicBool::new(false),
+            failed: std::sync::atomic::AtomicBool::new(false),
         };
         Self {
             shared: Arc::new(shared),
@@ -139,9 +143,18 @@ impl Engine {
         &self.shared.retry
     }
 
-    /// True once startup recovery is done (the first scheduler pass has run).
+    /// True once startup recovery is done (the first scheduler pass has run), until the
+    /// engine stops on a storage failure.
     pub fn is_ready(&self) -> bool {
-        self.shared.ready.load(std::sync::atomic::Ordering::Acquire)
+        self.shared.ready.load(std::sync::atomic::Ordering::Acquire) && !self.has_failed()
+    }
+
+    /// True once `run` stopped on a storage failure: nothing is processed any more, so intake
+    /// must refuse (503) rather than acknowledge events no one will work on.
+    pub fn has_failed(&self) -> bool {
+        self.shared
+            .failed
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Integrations whose credentials were refused, with the last refusal.
@@ -182,8 +195,21 @@ impl Engine {
     }
 
     /// Runs until the stop signal; then waits up to the grace period for in-flight steps and
-    /// returns. Returns early only on a storage error, which the caller must treat as fatal.
+    /// returns. Returns early only on a storage error (a failed write, or a read error in any
+    /// scheduler pass, the first included), which is logged here and marks the engine failed
+    /// (`has_failed`); the caller must treat it as fatal (`salary-sync run` exits non-zero).
     pub async fn run(&self) -> Result<(), storage::Error> {
+        let result = self.schedule().await;
+        if let Err(e) = &result {
+            self.shared
+                .failed
+                .store(true, std::sync::atomic::Ordering::Release);
+            error!(error = %e, "storage failed; the engine stopped: not ready, ingest refused (503)");
+        }
+        result
+    }
+
+    async fn schedule(&self) -> Result<(), storage::Error> {
         let shared = &self.shared;
         let mut stop = shared.stop.clone();
         let permits = Arc::new(Semaphore::new(self.settings.workers.max(1)));
@@ -202,7 +228,6 @@ impl Engine {
                 }
             }
             if let Some(e) = fatal.take() {
-                error!(error = %e, "storage failed; stopping the engine");
                 let _ = stop_workers(&mut workers, self.settings.shutdown_grace).await;
                 return Err(e);
             }

@@ -193,11 +193,12 @@ impl Committer {
         data_file: File,
         counts: Counts,
         mark: Mark,
+        blobs: BlobSync,
     ) -> Result<Self, Error> {
         let (sender, receiver) = mpsc::channel::<Request>();
         let thread = std::thread::Builder::new()
             .name("store-committer".into())
-            .spawn(move || run(db, trees, data_file, receiver, counts, mark))?;
+            .spawn(move || run(db, trees, data_file, receiver, counts, mark, blobs))?;
         Ok(Self {
             sender: Mutex::new(Some(sender)),
             thread: Mutex::new(Some(thread)),
@@ -241,6 +242,7 @@ fn run(
     receiver: mpsc::Receiver<Request>,
     counts: Counts,
     mut mark: Mark,
+    blobs: BlobSync,
 ) {
     while let Ok(first) = receiver.recv() {
         let mut group = vec![first];
@@ -278,7 +280,8 @@ fn run(
         let durable = db
             .flush()
             .map_err(Error::from)
-            .and_then(|_| data_file.sync_data().map_err(Error::from));
+            .and_then(|_| data_file.sync_data().map_err(Error::from))
+            .and_then(|_| blobs.sync_new());
         match (results, durable) {
             (Ok(results), Ok(())) => {
                 mark.acknowledge();
@@ -292,13 +295,62 @@ fn run(
             (Err(e), _) | (Ok(_), Err(e)) => {
                 tracing::error!(error = %e, writes = group.len(), "store write failed; nothing in this group is acknowledged");
                 for request in group {
-                    let _ = request.reply.send(Err(Error::Io(e.to_string())));
+                    let answer = match &e {
+                        Error::DiskFull(m) => Error::DiskFull(m.clone()),
+                        e => Error::Io(e.to_string()),
+                    };
+                    let _ = request.reply.send(Err(answer));
                 }
             }
         }
     }
     // Last flush on the way out; every answered write was already synced.
     let _ = db.flush();
+}
+
+/// sled writes a value above its blob threshold (a quarter of a 512 KiB segment, about
+/// 128 KiB) to its own file under `blobs/` and never fsyncs it; `flush` makes it written, not
+/// durable. After each group's data-file fsync the committer fsyncs every blob file it has not
+/// synced yet, and the `blobs` directory when there was one, before it answers. Without blobs
+/// this costs one read of an empty directory per group.
+pub(crate) struct BlobSync {
+    pub dir: std::path::PathBuf,
+    /// The names already synced (shared with the store, for tests).
+    pub synced: std::sync::Arc<Mutex<std::collections::HashSet<String>>>,
+}
+
+impl BlobSync {
+    fn sync_new(&self) -> Result<(), Error> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut synced = self
+            .synced
+            .lock()
+            .map_err(|_| Error::Io("blob sync list poisoned".into()))?;
+        let mut new = 0;
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if synced.contains(&name) {
+                continue;
+            }
+            match File::open(entry.path()) {
+                Ok(file) => file.sync_all()?,
+                // sled removed it meanwhile (a rewritten or deleted value).
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            }
+            synced.insert(name);
+            new += 1;
+        }
+        if new > 0 {
+            File::open(&self.dir)?.sync_all()?;
+        }
+        Ok(())
+    }
 }
 
 /// A committed transition goes back to its caller by value (no copy kept for the reply).

@@ -11,6 +11,13 @@ pub enum Error {
     #[error("store I/O error: {0}")]
     Io(String),
 
+    /// ENOSPC: the filesystem holding the store is full. The store is not damaged.
+    #[error(
+        "the disk holding the store is full (ENOSPC): {0}. The store is not damaged: free space \
+         on that filesystem, then start again"
+    )]
+    DiskFull(String),
+
     #[error("stored record {key} is unreadable: {reason}; the rest of the store is not affected")]
     Corrupt { key: String, reason: String },
 
@@ -44,12 +51,27 @@ pub enum Error {
 
 impl From<sled::Error> for Error {
     fn from(e: sled::Error) -> Self {
-        Self::Io(e.to_string())
+        match e {
+            sled::Error::Io(io) => Self::from(io),
+            e => Self::Io(e.to_string()),
+        }
     }
 }
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
-        Self::Io(e.to_string())
+        if is_disk_full(&e) {
+            Self::DiskFull(e.to_string())
+        } else {
+            Self::Io(e.to_string())
+        }
     }
+}
+
+/// True for ENOSPC (and EDQUOT, a quota reached: the same remedy).
+pub(crate) fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }

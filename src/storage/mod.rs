@@ -148,6 +148,8 @@ pub struct Store {
     trees: Trees,
     counts: committer::Counts,
     path: PathBuf,
+    /// Blob files the committer has fsynced (`committer::BlobSync`).
+    blobs_synced: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     committer: Committer,
 }
 
@@ -161,31 +163,22 @@ impl Store {
     /// `open`, with sled's page cache bounded to `cache_bytes` (sled's own default is 1 GiB,
     /// which a large store fills: the daemon's resident memory grows with the store).
     pub fn open_with_cache(path: &Path, cache_bytes: u64) -> Result<Self, Error> {
-        let db = sled::Config::new()
+        owner_only_dir(path)?;
+        // An open must never make a store worse: a snapshot sled was writing when the process
+        // died or the disk filled is set aside before sled looks for its newest snapshot
+        // (sled would take it and call the store corrupt), and again after a failed open.
+        set_aside_incomplete_snapshots(path)?;
+        let db = match sled::Config::new()
             .path(path)
             .cache_capacity(cache_bytes)
             .open()
-            .map_err(|e| {
-                let text = e.to_string();
-                if text.contains("could not acquire lock") {
-                    Error::Locked {
-                        path: path.display().to_string(),
-                    }
-                } else if text.contains("corrupt") {
-                    // sled found its own files damaged (e.g. the data file gone, a snapshot
-                    // left).
-                    Error::Io(format!(
-                        "cannot open the store at {p}: {text}. Its files are damaged. Stop, \
-                         restore the directory {p} from a backup, then start again",
-                        p = path.display()
-                    ))
-                } else {
-                    Error::Io(format!(
-                        "cannot open the store at {}: {text}",
-                        path.display()
-                    ))
-                }
-            })?;
+        {
+            Ok(db) => db,
+            Err(e) => {
+                set_aside_incomplete_snapshots(path)?;
+                return Err(open_error(path, e));
+            }
+        };
         let tree = |name: &str| db.open_tree(name);
         let trees = Trees {
             instances: tree("instances")?,
@@ -213,11 +206,13 @@ impl Store {
                 found,
             });
         }
-        let acked_file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&acked_path)?;
+        let mut acked_options = std::fs::OpenOptions::new();
+        acked_options.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut acked_options, 0o600);
+        let acked_file = acked_options.open(&acked_path)?;
+        // sled creates its own files with the process umask: narrow them to the owner.
+        owner_only_tree(path)?;
         // sled's flush does not fsync (spacejam/sled#1452); the committer fsyncs this file.
         let data_file = std::fs::File::open(path.join("db"))?;
         sync_dir(path)?;
@@ -231,6 +226,7 @@ impl Store {
                 counts
             }
         };
+        let blobs_synced = std::sync::Arc::default();
         let committer = Committer::start(
             db.clone(),
             trees.clone(),
@@ -240,12 +236,17 @@ impl Store {
                 commits: found,
                 file: acked_file,
             },
+            committer::BlobSync {
+                dir: path.join("blobs"),
+                synced: std::sync::Arc::clone(&blobs_synced),
+            },
         )?;
         Ok(Self {
             db,
             trees,
             counts,
             path: path.to_owned(),
+            blobs_synced,
             committer,
         })
     }
@@ -766,6 +767,15 @@ impl Store {
         Ok(problems)
     }
 
+    /// The blob files (under `blobs/`) the committer has fsynced, for tests.
+    #[doc(hidden)]
+    pub fn synced_blob_files(&self) -> Vec<String> {
+        self.blobs_synced
+            .lock()
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Writes raw bytes under an instance key, bypassing the codec. For tests of the
     /// quarantine path only.
     #[doc(hidden)]
@@ -791,6 +801,108 @@ fn read_acknowledged(path: &Path) -> Result<u64, Error> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
         Err(e) => Err(Error::Io(format!("cannot read {}: {e}", path.display()))),
     }
+}
+
+/// Why sled could not open the store at `path`, in words an operator can act on.
+fn open_error(path: &Path, e: sled::Error) -> Error {
+    let text = e.to_string();
+    if let sled::Error::Io(io) = &e {
+        if error::is_disk_full(io) {
+            return Error::DiskFull(format!("cannot open the store at {}", path.display()));
+        }
+    }
+    if text.contains("could not acquire lock") {
+        Error::Locked {
+            path: path.display().to_string(),
+        }
+    } else if text.contains("corrupt") {
+        // sled found its own files damaged (e.g. the data file gone, a snapshot left).
+        Error::Io(format!(
+            "cannot open the store at {p}: {text}. Its files are damaged. Stop, restore the \
+             directory {p} from a backup, then start again",
+            p = path.display()
+        ))
+    } else {
+        Error::Io(format!(
+            "cannot open the store at {}: {text}",
+            path.display()
+        ))
+    }
+}
+
+/// sled writes a snapshot as `snap.<lsn>.generating`, fsyncs it and only then renames it to
+/// `snap.<lsn>`; until the rename the previous snapshot and the log are what counts. A
+/// `.generating` file left by a kill or a full disk is therefore never part of the store, but
+/// sled's next open takes it as the newest snapshot and reports corruption. An empty one is
+/// removed; one with bytes is renamed out of sled's `snap.` names (kept for a human).
+/// Returns how many were set aside.
+pub(crate) fn set_aside_incomplete_snapshots(path: &Path) -> Result<usize, Error> {
+    let entries = match std::fs::read_dir(path) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
+    let mut set_aside = 0;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !(name.starts_with("snap.") && name.ends_with(".generating")) {
+            continue;
+        }
+        let len = entry.metadata()?.len();
+        if len == 0 {
+            std::fs::remove_file(entry.path())?;
+        } else {
+            std::fs::rename(entry.path(), path.join(format!("incomplete-{name}")))?;
+        }
+        tracing::warn!(
+            file = name,
+            bytes = len,
+            "incomplete sled snapshot set aside (left by a kill or a full disk); the previous snapshot and the log are used"
+        );
+        set_aside += 1;
+    }
+    if set_aside > 0 {
+        sync_dir(path)?;
+    }
+    Ok(set_aside)
+}
+
+/// Creates the store directory if needed and makes it owner-only (0700), whatever the umask.
+fn owner_only_dir(path: &Path) -> Result<(), Error> {
+    std::fs::create_dir_all(path)
+        .map_err(|e| Error::Io(format!("cannot create {}: {e}", path.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Every directory under the store 0700 and every file 0600: sled creates its files with the
+/// process umask. Files sled creates later (blobs, snapshots) sit inside these directories,
+/// which no other user can enter.
+#[cfg(unix)]
+fn owner_only_tree(path: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::fs::read_dir(path)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o700))?;
+            owner_only_tree(&entry.path())?;
+        } else if kind.is_file() {
+            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn owner_only_tree(_path: &Path) -> Result<(), Error> {
+    Ok(())
 }
 
 /// Counts every readable instance by (integration, state); unreadable ones are skipped here

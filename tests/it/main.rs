@@ -11,6 +11,7 @@ mod logs;
 mod rate_limit;
 mod sim_payroll;
 mod simulation;
+mod storage_faults;
 mod support;
 mod unimicro;
 mod visma;

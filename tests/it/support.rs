@@ -46,7 +46,7 @@ pub fn setup_with(base_url: &str, retry_initial_ms: u64, extra: &str) -> Setup {
 }
 
 /// The Tripletex integration `INTEGRATION` at `base_url`, tokens from the environment.
-fn tripletex_table(base_url: &str) -> String {
+pub fn tripletex_table(base_url: &str) -> String {
     format!(
         r#"[[integration]]
 id = "{INTEGRATION}"
