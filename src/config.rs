@@ -19,6 +19,11 @@ pub struct Config {
     /// Where the admin API listens; loopback by default.
     #[serde(default = "default_admin_listen")]
     pub admin_listen: SocketAddr,
+    /// The admin API takes every operator action with one bearer token and no TLS: an
+    /// `admin_listen` that is not loopback is refused unless this is `true` (then warned
+    /// about at every start).
+    #[serde(default)]
+    pub admin_listen_non_loopback: bool,
     #[serde(default = "default_workers")]
     pub workers: usize,
     #[serde(default = "default_grace_ms")]
@@ -62,12 +67,95 @@ pub struct WebhookConfig {
     pub replay_window_s: i64,
     #[serde(default = "default_body_len_max")]
     pub body_len_max: usize,
+    /// A connection must send a whole request head within this many seconds of starting to
+    /// wait for one (fresh or kept alive), or it is closed.
+    #[serde(default = "default_head_timeout_s")]
+    pub head_timeout_s: u64,
+    /// The whole body must arrive within this many seconds (408 otherwise).
+    #[serde(default = "default_body_timeout_s")]
+    pub body_timeout_s: u64,
+    /// Connections open at once on the webhook listener; more are closed on accept.
+    #[serde(default = "default_connections_max")]
+    pub connections_max: usize,
+    /// How far in the future by our clock an event's `occurred_at` may lie (422 beyond).
+    #[serde(default = "default_occurred_at_future_max_s")]
+    pub occurred_at_future_max_s: i64,
 }
 
 fn default_replay_window_s() -> i64 {
     300
 }
 
+fn default_head_timeout_s() -> u64 {
+    10
+}
+
+fn default_body_timeout_s() -> u64 {
+    30
+}
+
+fn default_connections_max() -> usize {
+    256
+}
+
+fn default_occurred_at_future_max_s() -> i64 {
+    86_400
+}
+
+/// The keys whose value is a credential source (`{ env = ... }` or `{ file = ... }`): a value
+/// written there inline is a credential, and must never be echoed.
+const SECRET_KEYS: &[&str] = &[
+    "secret",
+    "consumer_token",
+    "employee_token",
+    "client_id",
+    "client_secret",
+    "client_assertion_key",
+];
+
+/// Refuses a credential written inline (a string, not a table), naming the key and never the
+/// value. Walks the whole document so a new section's credential keys are covered too.
+fn refuse_inline_secrets(path: &str, table: &toml::Table) -> Result<(), String> {
+    for (key, value) in table {
+        let here = if path.is_empty() {
+            key.clone()
+        } else {
+            format!("{path}.{key}")
+        };
+        match value {
+            toml::Value::Table(inner) => refuse_inline_secrets(&here, inner)?,
+            toml::Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let toml::Value::Table(inner) = item {
+                        refuse_inline_secrets(&format!("{here}[{i}]"), inner)?;
+                    }
+                }
+            }
+            _ if SECRET_KEYS.contains(&key.as_str()) => {
+                return Err(format!(
+                    "{here}: a credential is never written in the config file (its value is not \
+                     shown); give `{{ env = \"VAR\" }}` or `{{ file = \"/path\" }}`"
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// toml's error without its excerpt of the file (the excerpt may hold a credential): the
+/// line and column, and the message.
+fn parse_error(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or_default();
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |n| n + 1) + 1;
+            format!("line {line}, column {column}: {}", e.message())
+        }
+        None => e.message().to_owned(),
+    }
+}
 fn default_body_len_max() -> usize {
     1024 * 1024
 }
@@ -200,14 +288,28 @@ impl SecretSource {
     }
 }
 
+/// An http(s) URL with a host (`http://` and `https:///v2` have none).
 fn check_url(i: usize, key: &str, url: &str) -> Result<(), String> {
-    if url.starts_with("https://") || url.starts_with("http://") {
-        Ok(())
-    } else {
-        Err(format!(
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(format!(
             "integration[{i}].{key}: `{url}` is not an http(s) URL"
-        ))
+        ));
     }
+    // The authority as written (the URL parser would read `https:///v2` as host `v2`).
+    let rest = url.split_once("://").map_or("", |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let host = match host_port.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => host_port,
+    };
+    let has_host = !host.is_empty() && reqwest::Url::parse(url).is_ok();
+    if !has_host {
+        return Err(format!(
+            "integration[{i}].{key}: `{url}` names no host (e.g. https://tripletex.no/v2)"
+        ));
+    }
+    Ok(())
 }
 
 fn default_admin_listen() -> SocketAddr {
@@ -239,12 +341,25 @@ impl Config {
     }
 
     pub fn parse(text: &str) -> Result<Self, String> {
-        let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        let table: toml::Table = toml::from_str(text).map_err(|e| parse_error(text, &e))?;
+        refuse_inline_secrets("", &table)?;
+        let config: Config = toml::from_str(text).map_err(|e| parse_error(text, &e))?;
         config.validate()?;
         Ok(config)
     }
 
     fn validate(&self) -> Result<(), String> {
+        if self.store.as_os_str().is_empty() {
+            return Err("store must name the store directory (it is empty)".into());
+        }
+        if !self.admin_listen.ip().is_loopback() && !self.admin_listen_non_loopback {
+            return Err(format!(
+                "admin_listen: {} is not a loopback address; the admin API takes every operator \
+                 action with one bearer token and no TLS. Keep it on 127.0.0.1, or set \
+                 admin_listen_non_loopback = true if a firewall or tunnel protects it",
+                self.admin_listen
+            ));
+        }
         if self.store_cache_mb == 0 || self.store_cache_mb > 1 << 20 {
             return Err("store_cache_mb must be between 1 and 1048576".into());
         }
@@ -278,6 +393,21 @@ impl Config {
             if !(1024..=64 * 1024 * 1024).contains(&w.body_len_max) {
                 return Err("webhook.body_len_max must be between 1 KiB and 64 MiB".into());
             }
+            if !(1..=3600).contains(&w.head_timeout_s) {
+                return Err("webhook.head_timeout_s must be between 1 and 3600".into());
+            }
+            if !(1..=3600).contains(&w.body_timeout_s) {
+                return Err("webhook.body_timeout_s must be between 1 and 3600".into());
+            }
+            if !(1..=65_536).contains(&w.connections_max) {
+                return Err("webhook.connections_max must be between 1 and 65536".into());
+            }
+            if !(0..=366 * 86_400).contains(&w.occurred_at_future_max_s) {
+                return Err(
+                    "webhook.occurred_at_future_max_s must be between 0 and 31622400 (366 days)"
+                        .into(),
+                );
+            }
         }
         let mut seen = std::collections::HashSet::new();
         for (i, integration) in self.integrations.iter().enumerate() {
@@ -300,11 +430,7 @@ impl Config {
             }
             match integration {
                 IntegrationConfig::Tripletex { base_url, .. } => {
-                    if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
-                        return Err(format!(
-                            "integration[{i}].base_url: `{base_url}` is not an http(s) URL"
-                        ));
-                    }
+                    check_url(i, "base_url", base_url)?;
                 }
                 IntegrationConfig::Unimicro {
                     base_url,
@@ -338,11 +464,7 @@ impl Config {
                     ..
                 } => {
                     for (key, url) in [("base_url", base_url), ("token_url", token_url)] {
-                        if !(url.starts_with("https://") || url.starts_with("http://")) {
-                            return Err(format!(
-                                "integration[{i}].{key}: `{url}` is not an http(s) URL"
-                            ));
-                        }
+                        check_url(i, key, url)?;
                     }
                     if tenant_id.trim().is_empty() {
                         return Err(format!("integration[{i}].tenant_id must not be empty"));
@@ -466,6 +588,67 @@ employee_token = { file = "/etc/salary-sync/acme-employee" }
         assert!(Config::parse(&url).unwrap_err().contains("base_url"));
         let inline = GOOD.replace("{ env = \"ACME_CONSUMER\" }", "\"literal-token\"");
         assert!(Config::parse(&inline).is_err());
+    }
+
+    /// Issue 13 point 8: an inline credential was echoed in the parse error, which named
+    /// `[[integration]]`, not the key.
+    #[test]
+    fn an_inline_credential_is_named_never_echoed() {
+        for (from, key) in [
+            (
+                "{ env = \"ACME_CONSUMER\" }",
+                "integration[0].consumer_token",
+            ),
+            (
+                "{ file = \"/etc/salary-sync/acme-employee\" }",
+                "integration[0].employee_token",
+            ),
+        ] {
+            let inline = GOOD.replace(from, "\"tok-3f9a-literal\"");
+            let e = Config::parse(&inline).err().unwrap_or_default();
+            assert!(e.contains(key), "{e}");
+            assert!(!e.contains("tok-3f9a-literal"), "{e}");
+        }
+        let webhook =
+            format!("{GOOD}\n[webhook]\nlisten = \"127.0.0.1:0\"\nsecret = \"whsec-literal-77\"\n");
+        let e = Config::parse(&webhook).err().unwrap_or_default();
+        assert!(
+            e.contains("webhook.secret") && !e.contains("whsec-literal-77"),
+            "{e}"
+        );
+        // A syntax error on a credential's line: its position, no excerpt of the line.
+        let broken = GOOD.replace("{ env = \"ACME_CONSUMER\" }", "tok-unquoted-55");
+        let e = Config::parse(&broken).err().unwrap_or_default();
+        assert!(e.starts_with("line 7"), "{e}");
+        assert!(!e.contains("tok-unquoted-55"), "{e}");
+    }
+
+    #[test]
+    fn an_empty_store_a_url_without_host_and_a_public_admin_listen_are_refused() {
+        let e = Config::parse(&GOOD.replace("\"/tmp/s\"", "\"\""))
+            .err()
+            .unwrap_or_default();
+        assert!(e.starts_with("store"), "{e}");
+        for url in ["http://", "https:///v2", "https://:8080/v2"] {
+            let e = Config::parse(&GOOD.replace("https://tripletex.no/v2", url))
+                .err()
+                .unwrap_or_default();
+            assert!(
+                e.contains("base_url") && e.contains("no host"),
+                "{url}: {e}"
+            );
+        }
+        let public = GOOD.replace(
+            "store = \"/tmp/s\"",
+            "store = \"/tmp/s\"\nadmin_listen = \"0.0.0.0:7171\"",
+        );
+        let e = Config::parse(&public).err().unwrap_or_default();
+        assert!(e.contains("admin_listen_non_loopback"), "{e}");
+        let allowed = public.replace(
+            "store = \"/tmp/s\"",
+            "store = \"/tmp/s\"\nadmin_listen_non_loopback = true",
+        );
+        assert!(Config::parse(&allowed).is_ok());
     }
 
     const UNIMICRO: &str = r#"

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -105,6 +105,12 @@ pub struct WebhookSettings {
     pub secret: crate::secret::Secret,
     pub replay_window_s: i64,
     pub body_len_max: usize,
+    /// The whole body must arrive within this.
+    pub body_timeout: std::time::Duration,
+    /// How far in the future an event's `occurred_at` may lie.
+    pub occurred_at_future_max_s: i64,
+    /// The webhook listener's own connection limit and head deadline.
+    pub limits: crate::api::listener::Limits,
 }
 
 /// A daemon started by `start`; stop it with `stop`.
@@ -128,6 +134,18 @@ pub async fn start(
     connectors: HashMap<IntegrationId, Arc<dyn Connector>>,
     clock: Arc<dyn Clock>,
 ) -> Result<RunningDaemon, Error> {
+    // Idle connections must meet the listeners' connection limits, not the descriptor limit.
+    match crate::api::listener::raise_open_files_limit() {
+        Ok((soft, hard)) => info!(soft, hard, "open files limit"),
+        Err(e) => warn!(error = %e, "cannot raise the open files limit; keeping it"),
+    }
+    if !settings.admin_listen.ip().is_loopback() {
+        warn!(
+            admin = %settings.admin_listen,
+            "the admin API listens beyond loopback (admin_listen_non_loopback = true): anyone \
+             who can reach it and learns the token can act on every instance"
+        );
+    }
     let store = Arc::new(open_store(&settings).await?);
     let (stop, stop_rx) = watch::channel(false);
     let (close, close_rx) = watch::channel(false);
@@ -171,16 +189,16 @@ pub async fn start(
                 secret: w.secret,
                 replay_window_s: w.replay_window_s,
                 body_len_max: w.body_len_max,
+                body_timeout: w.body_timeout,
+                occurred_at_future_max_s: w.occurred_at_future_max_s,
                 stopping: stop_rx.clone(),
             });
-            let mut webhook_close = close_rx.clone();
-            let task = tokio::spawn(async move {
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(async move {
-                        let _ = webhook_close.wait_for(|closing| *closing).await;
-                    })
-                    .await
-            });
+            let task = tokio::spawn(crate::api::listener::serve(
+                listener,
+                router,
+                w.limits,
+                close_rx.clone(),
+            ));
             info!(webhook = %addr, "webhook listening");
             (Some(addr), Some(task))
         }
@@ -203,15 +221,13 @@ pub async fn start(
         clock: Arc::clone(&clock),
         token: token.into(),
     };
-    let router = admin::router(state);
-    let mut admin_close = close_rx;
-    let admin_task = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = admin_close.wait_for(|closing| *closing).await;
-            })
-            .await
-    });
+    let router = admin::router(state).merge(crate::api::proof::router(discovery.token.into()));
+    let admin_task = tokio::spawn(crate::api::listener::serve(
+        listener,
+        router,
+        crate::api::listener::Limits::ADMIN,
+        close_rx,
+    ));
     let sweep_every = settings
         .retention_sweep_every
         .max(std::time::Duration::from_secs(1));

@@ -71,6 +71,35 @@ fn accepted_change(change: &SalaryChange) -> Result<(), String> {
             return Err(format!("accepted an unusable id {id:?}"));
         }
     }
+    // Every string is bounded (no record reaches sled's blob size) and every key is free of
+    // control characters (none can forge a log line).
+    let e = &s.employee;
+    let keys = [
+        Some(e.hr_id.as_str()),
+        e.payroll_employee_id.as_deref(),
+        e.employee_number.as_deref(),
+        e.email.as_deref(),
+        Some(change.event_id.as_str()),
+        Some(change.integration_id.as_str()),
+        Some(s.id.as_str()),
+    ];
+    for key in keys.into_iter().flatten() {
+        if key.len() > 254 || key.chars().any(char::is_control) {
+            return Err(format!("accepted an unbounded or unprintable key {key:?}"));
+        }
+    }
+    if let Some(note) = &s.note {
+        let bad = |c: char| c.is_control() && !matches!(c, '\n' | '\r' | '\t');
+        if note.chars().count() > 1000 || note.chars().any(bad) {
+            return Err(format!(
+                "accepted a note of {} bytes or with control characters",
+                note.len()
+            ));
+        }
+    }
+    if codec::encode(change).len() > 16 * 1024 {
+        return Err("a stored change above 16 KiB".into());
+    }
     let wire = change.to_json();
     match SalaryChange::from_json(&wire) {
         Ok(again) if &again == change => {

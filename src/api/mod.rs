@@ -2,6 +2,8 @@
 //! and the operations both it and the CLI's direct mode share.
 
 pub mod admin;
+pub mod listener;
+pub mod proof;
 pub mod service;
 pub mod signature;
 pub mod webhook;

@@ -18,7 +18,9 @@ pub enum Error {
     BadTimestamp,
     #[error("{SIGNATURE_HEADER} must be `sha256=` followed by 64 hex digits")]
     BadFormat,
-    #[error("timestamp is {skew_s} s away from our clock; the replay window is {window_s} s (check the sender's clock)")]
+    /// `skew_s` is our clock minus the sender's timestamp: negative when the timestamp lies in
+    /// the future.
+    #[error("timestamp is {} s in the {} by our clock; the replay window is {window_s} s (check the sender's clock)", skew_s.unsigned_abs(), if *skew_s < 0 { "future" } else { "past" })]
     Stale { skew_s: i64, window_s: i64 },
     #[error("signature does not match the body under the shared secret")]
     Mismatch,
@@ -154,10 +156,24 @@ mod tests {
         );
         let old = (t - 301).to_string();
         let old_sig = sign(SECRET, t - 301, b"x");
-        assert!(matches!(
-            verify(SECRET, Some(&old), Some(&old_sig), b"x", now(), 300),
-            Err(Error::Stale { .. })
-        ));
+        let stale = verify(SECRET, Some(&old), Some(&old_sig), b"x", now(), 300);
+        assert!(matches!(stale, Err(Error::Stale { .. })));
+        let message = stale.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            message.starts_with("timestamp is 301 s in the past"),
+            "{message}"
+        );
+        // Issue 11 point 8: a future timestamp said "-3600 s away from our clock".
+        let future = (t + 3600).to_string();
+        let future_sig = sign(SECRET, t + 3600, b"x");
+        let message = verify(SECRET, Some(&future), Some(&future_sig), b"x", now(), 300)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            message.starts_with("timestamp is 3600 s in the future by our clock"),
+            "{message}"
+        );
     }
 
     /// Regression (signature fuzz property): `+1800000000`, `01800000000` and a `+` in the

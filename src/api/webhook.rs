@@ -1,8 +1,11 @@
 //! The webhook: `POST /v1/salary-events`, one event or a batch, signed by the HR system.
 //!
 //! Order of checks (each answer is JSON that names the problem): shutting down 503, too large
-//! 413, bad signature 401, a declared content-type that is not JSON 415, not JSON 400,
-//! invalid content 422 (each invalid event's `field` named), unknown integration 404. A batch
+//! 413, a body not received within the body timeout 408, a body whose framing is broken (a
+//! malformed chunk size) 400, bad signature 401, a declared content-type that is not JSON 415,
+//! not JSON 400, more than `BATCH_EVENTS_MAX` events 413, invalid content 422 (each invalid
+//! event's `field` named; the answer lists the events up to the `PROBLEMS_LISTED_MAX`th
+//! problem and counts them all), unknown integration 404. A batch
 //! is all-or-nothing up to here: one bad event stores none. Then the events are stored and
 //! fsynced before the answer: 202 when something new was accepted, 200 when every event was a
 //! duplicate, 409 when an `event_id` was reused with a different body (the others are stored).
@@ -11,7 +14,7 @@
 use super::service::SubmitItem;
 use super::signature::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::clock::Clock;
-use crate::domain::change::parse_batch;
+use crate::domain::change::{check_occurred_at, parse_batch, BatchError};
 use crate::domain::IntegrationId;
 use crate::engine::Engine;
 use crate::secret::Secret;
@@ -22,6 +25,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use http_body_util::BodyExt;
 use serde_json::json;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -29,6 +33,10 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 pub const PATH: &str = "/v1/salary-events";
+
+/// A 422 lists the events up to and including this many invalid ones (and counts them all), so
+/// the answer to a bad batch stays small whatever the batch.
+pub const PROBLEMS_LISTED_MAX: usize = 100;
 
 #[derive(Clone)]
 pub struct WebhookState {
@@ -38,20 +46,104 @@ pub struct WebhookState {
     pub secret: Secret,
     pub replay_window_s: i64,
     pub body_len_max: usize,
+    /// The whole body must arrive within this (a sender that trickles it is cut off).
+    pub body_timeout: std::time::Duration,
+    /// How far in the future by our clock an event's `occurred_at` may lie.
+    pub occurred_at_future_max_s: i64,
     pub stopping: watch::Receiver<bool>,
 }
 
 pub fn router(state: WebhookState) -> Router {
     Router::new()
         .route(PATH, post(ingest))
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
+}
+
+async fn no_route(uri: axum::http::Uri) -> Response {
+    answer(
+        StatusCode::NOT_FOUND,
+        format!("no such path {:?}; events go to POST {PATH}", uri.path()),
+        &[],
+    )
+}
+
+async fn wrong_method(method: axum::http::Method) -> Response {
+    answer(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed here; events go to POST {PATH}"),
+        &[],
+    )
+}
+
+/// Why a body could not be read whole.
+enum BodyError {
+    TooLarge,
+    Slow,
+    Broken(String),
+}
+
+/// Reads the body frame by frame: at most `len_max` bytes, all of it within `timeout`.
+async fn read_body(
+    mut body: Body,
+    len_max: usize,
+    timeout: std::time::Duration,
+) -> Result<Vec<u8>, BodyError> {
+    let read = async {
+        let mut bytes = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| BodyError::Broken(e.to_string()))?;
+            if let Ok(data) = frame.into_data() {
+                if bytes.len().saturating_add(data.len()) > len_max {
+                    return Err(BodyError::TooLarge);
+                }
+                bytes.extend_from_slice(&data);
+            }
+        }
+        Ok(bytes)
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .unwrap_or(Err(BodyError::Slow))
 }
 
 fn answer(status: StatusCode, error: impl Into<String>, results: &[SubmitItem]) -> Response {
     (
         status,
         Json(json!({ "error": error.into(), "results": results })),
+    )
+        .into_response()
+}
+
+/// The 422: the events up to the `PROBLEMS_LISTED_MAX`th invalid one, and the counts.
+fn invalid_answer(mut items: Vec<SubmitItem>, invalid: usize) -> Response {
+    let events = items.len();
+    let mut listed = 0;
+    let cut = items
+        .iter()
+        .position(|item| {
+            if item.outcome == "invalid" {
+                listed += 1;
+            }
+            listed == PROBLEMS_LISTED_MAX
+        })
+        .map_or(events, |last| last + 1);
+    items.truncate(cut);
+    let error = if cut < events {
+        format!("{invalid} event(s) are invalid; nothing was stored; the first {PROBLEMS_LISTED_MAX} are listed")
+    } else {
+        format!("{invalid} event(s) are invalid; nothing was stored")
+    };
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Json(json!({
+            "error": error,
+            "invalid": invalid,
+            "events": events,
+            "results": items,
+        })),
     )
         .into_response()
 }
@@ -98,8 +190,30 @@ async fn ingest(State(state): State<WebhookState>, headers: HeaderMap, body: Bod
     if declared.is_some_and(|n| n > state.body_len_max) {
         return too_large();
     }
-    let Ok(body) = axum::body::to_bytes(body, state.body_len_max).await else {
-        return too_large();
+    let body = match read_body(body, state.body_len_max, state.body_timeout).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => return too_large(),
+        Err(BodyError::Slow) => {
+            warn!(
+                timeout_s = state.body_timeout.as_secs(),
+                "webhook refused: the body did not arrive in time"
+            );
+            return answer(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the body did not arrive within {} s; send it again",
+                    state.body_timeout.as_secs()
+                ),
+                &[],
+            );
+        }
+        Err(BodyError::Broken(e)) => {
+            return answer(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not well-formed HTTP ({e})"),
+                &[],
+            )
+        }
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if let Err(e) = signature::verify(
@@ -129,8 +243,12 @@ async fn ingest(State(state): State<WebhookState>, headers: HeaderMap, body: Bod
     }
     let parsed = match parse_batch(&body) {
         Ok(p) => p,
+        Err(e @ BatchError::TooMany { .. }) => {
+            return answer(StatusCode::PAYLOAD_TOO_LARGE, e.to_string(), &[])
+        }
         Err(e) => return answer(StatusCode::BAD_REQUEST, e.to_string(), &[]),
     };
+    let now = state.clock.now();
     if parsed.is_empty() {
         return answer(StatusCode::UNPROCESSABLE_ENTITY, "the batch is empty", &[]);
     }
@@ -146,6 +264,9 @@ async fn ingest(State(state): State<WebhookState>, headers: HeaderMap, body: Bod
             error: None,
             field: None,
         };
+        let result = result.and_then(|change| {
+            check_occurred_at(&change, now, state.occurred_at_future_max_s).map(|()| change)
+        });
         match result {
             Err(e) => {
                 invalid += 1;
@@ -169,11 +290,7 @@ async fn ingest(State(state): State<WebhookState>, headers: HeaderMap, body: Bod
         items.push(item);
     }
     if invalid > 0 {
-        return answer(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("{invalid} event(s) are invalid; nothing was stored"),
-            &items,
-        );
+        return invalid_answer(items, invalid);
     }
     if unknown == 0 {
         let mut disabled = 0;

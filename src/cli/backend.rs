@@ -1,5 +1,9 @@
 //! How a CLI command reaches the store: through the running daemon's admin API when there is
 //! one, else by opening the store directly. The user never has to know which.
+//!
+//! `admin.json` may be stale (the daemon was killed) and its port taken by another process, so
+//! the daemon must prove it holds the file's token (`api::proof`) before the CLI sends it the
+//! token or any data; if it cannot, the CLI opens the store directly or says why it cannot.
 
 use crate::api::admin::{ActionBody, BulkBody, Discovery, ListQuery, PruneBody, SwitchBody};
 use crate::api::service::{self, BulkResult, IntegrationView, Pruned, Shown, SubmitItem};
@@ -39,14 +43,7 @@ impl Backend {
                 .timeout(Duration::from_secs(30))
                 .build()?;
             let base = format!("http://{}", d.addr);
-            let alive = client
-                .get(format!("{base}/admin/v1/health"))
-                .bearer_auth(&d.token)
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if alive {
+            if is_our_daemon(&client, &base, &d.token).await {
                 return Ok(Self::Remote {
                     client,
                     base,
@@ -306,6 +303,37 @@ impl Backend {
             Self::Remote { .. } => "through the running daemon",
         }
     }
+}
+
+/// True when whoever answers at `base` proves it holds `token`. Nothing secret is sent: only
+/// a fresh nonce. A listener that is not the daemon (a stale `admin.json` whose port another
+/// process took) fails here and is told nothing more.
+async fn is_our_daemon(client: &reqwest::Client, base: &str, token: &str) -> bool {
+    use crate::api::proof::{self, ProofAnswer, ProofQuery};
+    let nonce = proof::nonce();
+    let answer = client
+        .get(format!("{base}{}", proof::PATH))
+        .query(&ProofQuery {
+            nonce: nonce.clone(),
+        })
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await;
+    let Ok(answer) = answer else {
+        return false; // nobody listens: the daemon is not running
+    };
+    let proven = match answer.json::<ProofAnswer>().await {
+        Ok(a) => proof::verify(token, &nonce, &a.proof),
+        Err(_) => false,
+    };
+    if !proven {
+        tracing::warn!(
+            admin = base,
+            "admin.json names this address, but what answers there is not this store's daemon \
+             (it cannot prove it holds the token); nothing was sent to it"
+        );
+    }
+    proven
 }
 
 async fn decode<T: serde::de::DeserializeOwned>(r: reqwest::Response) -> Result<T> {

@@ -21,6 +21,12 @@ pub async fn run(config_path: &Path) -> Result<()> {
                 .map_err(anyhow::Error::msg)?,
             replay_window_s: w.replay_window_s,
             body_len_max: w.body_len_max,
+            body_timeout: std::time::Duration::from_secs(w.body_timeout_s),
+            occurred_at_future_max_s: w.occurred_at_future_max_s,
+            limits: crate::api::listener::Limits {
+                head_timeout: std::time::Duration::from_secs(w.head_timeout_s),
+                connections_max: w.connections_max,
+            },
         }),
     };
     let settings = DaemonSettings {

@@ -18,8 +18,19 @@ use std::str::FromStr;
 const AMOUNT_MAX: Decimal = Decimal::from_parts(1_000_000_000, 0, 0, false, 0);
 /// Decimal places accepted on an amount (hourly wages can carry more than two).
 const AMOUNT_SCALE_MAX: u32 = 4;
-/// The longest note accepted, in characters.
-const NOTE_LEN_MAX: usize = 1000;
+/// The longest note accepted, in characters (at most 4000 bytes of UTF-8).
+pub const NOTE_LEN_MAX: usize = 1000;
+/// The longest employee key accepted (`salary.employee.id`, `payroll_employee_id`,
+/// `employee_number`), in bytes: the same bound as every external id.
+pub const EMPLOYEE_KEY_LEN_MAX: usize = super::ids::EXTERNAL_ID_LEN_MAX;
+/// The longest e-mail address accepted, in bytes (the SMTP path limit, RFC 5321 §4.5.3.1.3).
+pub const EMAIL_LEN_MAX: usize = 254;
+/// The most events one request may carry; a longer batch is refused whole before any element
+/// is validated, so the work and the answer stay bounded.
+pub const BATCH_EVENTS_MAX: usize = 1000;
+/// The first and last calendar year a date may fall in: outside them it is a typo.
+pub const YEAR_MIN: i32 = 1900;
+pub const YEAR_MAX: i32 = 2200;
 
 /// What happened to the salary in the HR system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,20 +176,63 @@ impl ValidationError {
 #[error("malformed JSON: {0}")]
 pub struct MalformedJson(pub String);
 
+/// Why a body is not a batch of events at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    #[error(transparent)]
+    Malformed(#[from] MalformedJson),
+    #[error("the batch holds {count} events; at most {BATCH_EVENTS_MAX} per request, send smaller batches")]
+    TooMany { count: usize },
+}
+
 /// Parses a request body holding one event object or an array of them. The outer error is a
-/// body that is not JSON; each element then validates on its own, so one bad event in a batch
-/// does not hide the others.
-pub fn parse_batch(
-    body: &[u8],
-) -> Result<Vec<Result<SalaryChange, ValidationError>>, MalformedJson> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| MalformedJson(e.to_string()))?;
-    match value {
-        Value::Array(items) => Ok(items.iter().map(SalaryChange::from_json).collect()),
-        Value::Object(_) => Ok(vec![SalaryChange::from_json(&value)]),
-        _ => Err(MalformedJson(
-            "expected an event object or an array of event objects".into(),
-        )),
+/// body that is not JSON, or a batch longer than `BATCH_EVENTS_MAX` (counted on the raw
+/// elements, before any is turned into a JSON tree); each element then validates on its
+/// own, so one bad event in a batch does not hide the others.
+pub fn parse_batch(body: &[u8]) -> Result<Vec<Result<SalaryChange, ValidationError>>, BatchError> {
+    let malformed = |e: serde_json::Error| MalformedJson(e.to_string());
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'[') {
+        let items: Vec<&serde_json::value::RawValue> =
+            serde_json::from_slice(body).map_err(malformed)?;
+        if items.len() > BATCH_EVENTS_MAX {
+            return Err(BatchError::TooMany { count: items.len() });
+        }
+        return items
+            .into_iter()
+            .map(|raw| {
+                let value: Value = serde_json::from_str(raw.get()).map_err(malformed)?;
+                Ok(SalaryChange::from_json(&value))
+            })
+            .collect();
     }
+    let value: Value = serde_json::from_slice(body).map_err(malformed)?;
+    match value {
+        Value::Object(_) => Ok(vec![SalaryChange::from_json(&value)]),
+        _ => Err(
+            MalformedJson("expected an event object or an array of event objects".into()).into(),
+        ),
+    }
+}
+
+/// An event whose `occurred_at` lies more than `skew_max_s` seconds after `now` is refused: a
+/// typo such as year 9999 would otherwise supersede every later real change to the salary.
+pub fn check_occurred_at(
+    change: &SalaryChange,
+    now: DateTime<Utc>,
+    skew_max_s: i64,
+) -> Result<(), ValidationError> {
+    let ahead_s = (change.occurred_at - now).num_seconds();
+    if ahead_s > skew_max_s {
+        return Err(ValidationError::new(
+            "occurred_at",
+            format!(
+                "{} is {ahead_s} s in the future by our clock; at most {skew_max_s} s is accepted (check the sender's clock)",
+                change.occurred_at.to_rfc3339()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 impl SalaryChange {
@@ -207,6 +261,7 @@ impl SalaryChange {
                 ValidationError::new("occurred_at", format!("not an RFC 3339 timestamp: {e}"))
             })?
             .with_timezone(&Utc);
+        check_year(occurred_at.date_naive(), "occurred_at")?;
         let salary = root
             .get("salary")
             .and_then(Value::as_object)
@@ -263,9 +318,7 @@ fn parse_salary(obj: &Map<String, Value>) -> Result<Salary, ValidationError> {
         .ok_or_else(|| ValidationError::new("salary.employee", "required object is missing"))?;
     let employee = parse_employee(employee)?;
     let amount = match obj.get("amount") {
-        Some(Value::String(s)) => Decimal::from_str(s).map_err(|_| {
-            ValidationError::new("salary.amount", format!("`{s}` is not a decimal number"))
-        })?,
+        Some(Value::String(s)) => parse_amount(s)?,
         Some(Value::Number(_)) => {
             return Err(ValidationError::new(
                 "salary.amount",
@@ -323,6 +376,17 @@ fn parse_salary(obj: &Map<String, Value>) -> Result<Salary, ValidationError> {
         }
     }
     let note = optional_str(obj, P, "note")?.map(str::to_owned);
+    // A note may hold line breaks and tabs (it is free text; every log and table escapes
+    // them); any other control character is refused.
+    if note.as_ref().is_some_and(|n| {
+        n.chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    }) {
+        return Err(ValidationError::new(
+            "salary.note",
+            "must not contain control characters other than line breaks and tabs",
+        ));
+    }
     if note
         .as_ref()
         .is_some_and(|n| n.chars().count() > NOTE_LEN_MAX)
@@ -345,11 +409,20 @@ fn parse_salary(obj: &Map<String, Value>) -> Result<Salary, ValidationError> {
 
 fn parse_employee(obj: &Map<String, Value>) -> Result<EmployeeRef, ValidationError> {
     const P: &str = "salary.employee.";
+    let key = |name: &str, len_max: usize| -> Result<Option<String>, ValidationError> {
+        let Some(value) = optional_str(obj, P, name)? else {
+            return Ok(None);
+        };
+        check_text(value, &format!("{P}{name}"), len_max)?;
+        Ok(Some(value.to_owned()))
+    };
+    let hr_id = required_str(obj, P, "id")?;
+    check_text(hr_id, "salary.employee.id", EMPLOYEE_KEY_LEN_MAX)?;
     let employee = EmployeeRef {
-        hr_id: required_str(obj, P, "id")?.to_owned(),
-        payroll_employee_id: optional_str(obj, P, "payroll_employee_id")?.map(str::to_owned),
-        employee_number: optional_str(obj, P, "employee_number")?.map(str::to_owned),
-        email: optional_str(obj, P, "email")?.map(str::to_owned),
+        hr_id: hr_id.to_owned(),
+        payroll_employee_id: key("payroll_employee_id", EMPLOYEE_KEY_LEN_MAX)?,
+        employee_number: key("employee_number", EMPLOYEE_KEY_LEN_MAX)?,
+        email: key("email", EMAIL_LEN_MAX)?,
     };
     if employee.payroll_employee_id.is_none()
         && employee.employee_number.is_none()
@@ -363,9 +436,86 @@ fn parse_employee(obj: &Map<String, Value>) -> Result<EmployeeRef, ValidationErr
     Ok(employee)
 }
 
+/// A single-line key: at most `len_max` bytes, no control characters (they would forge log
+/// lines and table rows).
+fn check_text(value: &str, field: &str, len_max: usize) -> Result<(), ValidationError> {
+    if value.len() > len_max {
+        return Err(ValidationError::new(
+            field,
+            format!("must be at most {len_max} bytes"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ValidationError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// An amount in its one plain spelling: digits, optionally a point and more digits. Refused:
+/// exponents (`1e5`), digit separators (`1_000`), a sign (`+5`, `-0`; a negative amount gets
+/// its own message), and a point without digits on both sides (`5.`, `.5`), which
+/// `Decimal::from_str` would all take.
+fn parse_amount(s: &str) -> Result<Decimal, ValidationError> {
+    const FIELD: &str = "salary.amount";
+    let not_decimal = || {
+        ValidationError::new(
+            FIELD,
+            format!("`{s}` is not a decimal number (digits, optionally `.` and digits, e.g. \"52000.00\")"),
+        )
+    };
+    if s.len() > 64 {
+        return Err(not_decimal());
+    }
+    let (negative, unsigned) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let (whole, fraction) = match unsigned.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (unsigned, None),
+    };
+    let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || fraction.is_some_and(|f| !digits(f)) {
+        return Err(not_decimal());
+    }
+    if negative {
+        return Err(ValidationError::new(FIELD, "must not be negative"));
+    }
+    Decimal::from_str(unsigned).map_err(|_| not_decimal())
+}
+
+/// A calendar date in its one spelling, `YYYY-MM-DD` zero-padded, between `YEAR_MIN` and
+/// `YEAR_MAX` (chrono alone also takes `2026-1-1` and `+2026-01-01`).
 fn parse_date(s: &str, field: &str) -> Result<NaiveDate, ValidationError> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map_err(|_| ValidationError::new(field, format!("`{s}` is not a date (YYYY-MM-DD)")))
+    let bad = || ValidationError::new(field, format!("`{s}` is not a date (YYYY-MM-DD)"));
+    let shape = s.len() == 10
+        && s.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    if !shape {
+        return Err(bad());
+    }
+    let date = NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| bad())?;
+    check_year(date, field)?;
+    Ok(date)
+}
+
+fn check_year(date: NaiveDate, field: &str) -> Result<(), ValidationError> {
+    use chrono::Datelike;
+    if !(YEAR_MIN..=YEAR_MAX).contains(&date.year()) {
+        return Err(ValidationError::new(
+            field,
+            format!("{date} is outside the years {YEAR_MIN}..{YEAR_MAX}"),
+        ));
+    }
+    Ok(())
 }
 
 fn required_str<'a>(
@@ -473,6 +623,104 @@ mod tests {
         let mut v = sample();
         v["occurred_at"] = json!("yesterday");
         assert_eq!(field_of(v), "occurred_at");
+    }
+
+    /// Issue 13, Validation: second spellings of an amount that `Decimal::from_str` took.
+    #[test]
+    fn an_amount_has_one_plain_spelling() {
+        for bad in [
+            "1e5", "1_000", "+5", "5.", ".5", "-0", " 5", "5 ", "0x10", "", "-",
+        ] {
+            let mut v = sample();
+            v["salary"]["amount"] = json!(bad);
+            assert_eq!(field_of(v), "salary.amount", "{bad:?} accepted");
+        }
+        for good in ["0", "5", "52000.00", "0.5", "1000000000"] {
+            let mut v = sample();
+            v["salary"]["amount"] = json!(good);
+            assert_eq!(field_of(v), "(accepted)", "{good:?} refused");
+        }
+    }
+
+    /// Issue 13, Validation: dates outside 1900..2200 and dates not zero-padded.
+    #[test]
+    fn a_date_is_zero_padded_and_within_the_years() {
+        for bad in [
+            "2026-1-01",
+            "2026-01-1",
+            "+2026-01-01",
+            "1899-12-31",
+            "2201-01-01",
+            "02026-01-01",
+        ] {
+            let mut v = sample();
+            v["salary"]["start_date"] = json!(bad);
+            assert_eq!(field_of(v), "salary.start_date", "{bad:?} accepted");
+        }
+        let mut v = sample();
+        v["salary"]["end_date"] = json!("9999-12-31");
+        assert_eq!(field_of(v), "salary.end_date");
+        let mut v = sample();
+        v["occurred_at"] = json!("9999-01-01T00:00:00Z");
+        assert_eq!(field_of(v), "occurred_at");
+        let mut v = sample();
+        v["salary"]["end_date"] = json!("2200-12-31");
+        assert_eq!(field_of(v), "(accepted)");
+    }
+
+    /// Issue 13 points 2 and 11: every string field is bounded and free of control characters,
+    /// each refusal naming its field.
+    #[test]
+    fn every_string_field_is_bounded_and_printable() {
+        let long = "x".repeat(300);
+        for (path, bad) in [
+            ("salary.employee.id", json!(long)),
+            ("salary.employee.payroll_employee_id", json!(long)),
+            ("salary.employee.employee_number", json!(long)),
+            ("salary.employee.email", json!(format!("{long}@example.no"))),
+            ("salary.employee.id", json!("emp\n2026-11-25 INFO forged")),
+            ("salary.employee.email", json!("kari@example.no\u{1b}[2J")),
+            ("salary.employee.employee_number", json!("17\r")),
+            ("event_id", json!("evt\u{7}")),
+            ("salary.note", json!("x".repeat(NOTE_LEN_MAX + 1))),
+            ("salary.note", json!("bell\u{7}")),
+        ] {
+            let mut v = sample();
+            let keys: Vec<&str> = path.split('.').collect();
+            let slot = keys.iter().fold(&mut v, |at, key| &mut at[*key]);
+            *slot = bad;
+            assert_eq!(field_of(v), path);
+        }
+        let mut v = sample();
+        v["salary"]["note"] = json!("line one\nline two\tand a tab");
+        assert_eq!(field_of(v), "(accepted)");
+    }
+
+    #[test]
+    fn a_batch_longer_than_the_bound_is_refused_before_validation() {
+        let items = vec![json!(1); BATCH_EVENTS_MAX + 1];
+        let body = serde_json::to_vec(&items).unwrap_or_default();
+        assert_eq!(
+            parse_batch(&body).err(),
+            Some(BatchError::TooMany {
+                count: BATCH_EVENTS_MAX + 1
+            })
+        );
+        let body = serde_json::to_vec(&vec![sample(); BATCH_EVENTS_MAX]).unwrap_or_default();
+        assert_eq!(
+            parse_batch(&body).map(|p| p.len()).ok(),
+            Some(BATCH_EVENTS_MAX)
+        );
+    }
+
+    #[test]
+    fn an_occurred_at_beyond_the_skew_is_refused() {
+        let change = SalaryChange::from_json(&sample()).unwrap_or_else(|e| panic!("{e}"));
+        let at = change.occurred_at;
+        assert!(check_occurred_at(&change, at, 0).is_ok());
+        let e = check_occurred_at(&change, at - chrono::Duration::seconds(61), 60).err();
+        assert_eq!(e.map(|e| e.field), Some("occurred_at".to_owned()));
+        assert!(check_occurred_at(&change, at - chrono::Duration::seconds(60), 60).is_ok());
     }
 
     #[test]

@@ -4,6 +4,7 @@ mod bounds;
 mod cli;
 mod crash;
 mod e2e;
+mod edge;
 mod faults;
 mod hostile;
 mod lifecycle;
