@@ -313,18 +313,18 @@ pub fn integrations(list: &[crate::api::service::IntegrationView]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<24} {:<8} {:<20} SKIPPED",
+        "{:<24} {:<8} {:<26} SKIPPED",
         "INTEGRATION", "SYNC", "ACTIVATED"
     );
     for view in list {
         let (sync, activated, skipped) = match &view.switch {
             Some(s) => (
                 if s.enabled { "enabled" } else { "disabled" },
-                // Whole seconds in UTC: 20 characters, the column's width (RFC 3339 with
-                // nanoseconds and an offset overflowed it).
+                // RFC 3339 to whole seconds: 25 characters, inside the column (with the
+                // nanoseconds an enable through the API records, it overflowed).
                 s.activated_at.map_or_else(
                     || "-".to_owned(),
-                    |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                    |t| t.format("%Y-%m-%dT%H:%M:%S%:z").to_string(),
                 ),
                 s.skipped,
             ),
@@ -332,7 +332,7 @@ pub fn integrations(list: &[crate::api::service::IntegrationView]) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<24} {:<8} {:<20} {}",
+            "{:<24} {:<8} {:<26} {}",
             view.id.as_str(),
             sync,
             activated,
@@ -438,6 +438,6 @@ mod operator_tests {
         let header_skipped = lines[0].find("SKIPPED");
         let row_skipped = lines[1].rfind('3');
         assert_eq!(header_skipped, row_skipped, "{text}");
-        assert!(lines[1].contains("2026-11-01T00:00:00Z"), "{text}");
+        assert!(lines[1].contains("2026-11-01T00:00:00+00:00 "), "{text}");
     }
 }
