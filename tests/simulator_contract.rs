@@ -170,10 +170,11 @@ async fn every_client_request_and_error_answer_matches_the_spec() {
     let (status, empty) = c
         .send(
             Method::GET,
-            "/employee/employment/details?employmentId=201",
+            "/employee/employment/details?employmentId=999",
             None,
         )
         .await;
+    // Every employment has its hiring row; an empty list needs an employment with none.
     assert_eq!((status, &empty["fullResultSize"]), (200, &json!(0)));
 
     // Create, read back, update with version, clear (the Tripletex delete).

@@ -253,12 +253,16 @@ async fn the_covering_employment_is_chosen_among_several_nested() -> TestResult 
                 "{who} from {start}"
             );
         }
+        // Issue 11, point 5: a salary is matched by its start date (the employment in force
+        // that day), even when that employment ends before the salary does.
         let straddles = matching(who.clone(), "2021-06-01", json!("2021-07-31"));
+        assert_eq!(c.match_position(&straddles).await?.employment_id, "310");
+        let before_hiring = matching(who.clone(), "2017-06-01", Value::Null);
         let err = c
-            .match_position(&straddles)
+            .match_position(&before_hiring)
             .await
             .err()
-            .ok_or("matched across two employments")?;
+            .ok_or("matched a salary starting before every employment")?;
         assert!(matches!(err, Error::NoEmployment(_)), "{err:?}");
         assert!(
             err.to_string().contains(
@@ -390,14 +394,14 @@ async fn foreign_rows_inside_the_salary_period_conflict() -> TestResult {
     let per = json!({"employee_number": "19"});
     let on_the_day = change("created", per.clone(), "50000", "monthly", "2026-01-01");
     let position = c.match_position(&on_the_day).await?;
+    // Issue 11, point 8: the row is named by its date and what it holds, not as a one-day
+    // range, and never with its amount.
     assert_eq!(
         c.check_overlap(&on_the_day, &position, None).await?,
-        OverlapCheck::Conflict {
+        OverlapCheck::ConflictDescribed {
             record_id: "901".into(),
-            period: salary_sync::domain::Period {
-                start: day("2026-01-01"),
-                end: Some(day("2026-01-01"))
-            }
+            description: "details row dated 2026-01-01, holding a fixed salary (MONTHLY_WAGE)"
+                .into(),
         }
     );
     // The row this salary owns is not a conflict.
@@ -463,7 +467,7 @@ async fn create_update_and_delete_one_salary() -> TestResult {
     assert!(!report.record_remains_after_delete);
     assert_eq!(report.dropped_fields, vec!["end_date", "note"]);
     assert_eq!(report.record.employment_id, "201");
-    let rows = sim.details(201);
+    let rows = sim.written_details(201);
     assert_eq!(rows.len(), 1);
     let row = &rows[0];
     assert_eq!(row.id.to_string(), report.record.id);
@@ -502,7 +506,7 @@ async fn create_update_and_delete_one_salary() -> TestResult {
     let report = c.write(&updated, &position, Some(&owned)).await?;
     assert_eq!(report.record, owned);
     assert!(report.dropped_fields.is_empty());
-    let rows = sim.details(201);
+    let rows = sim.written_details(201);
     assert_eq!(rows.len(), 1, "an update never adds a row");
     assert_eq!(
         rows[0].remuneration_type.map(|t| t.as_str()),
@@ -518,7 +522,7 @@ async fn create_update_and_delete_one_salary() -> TestResult {
     // A yearly update moving the start date.
     let yearly = change("updated", kari(), "700000", "yearly", "2026-03-01");
     c.write(&yearly, &position, Some(&owned)).await?;
-    let rows = sim.details(201);
+    let rows = sim.written_details(201);
     assert_eq!(
         (rows[0].date, rows[0].annual_salary),
         (day("2026-03-01"), dec("700000"))
@@ -533,7 +537,7 @@ async fn create_update_and_delete_one_salary() -> TestResult {
     let report = c.write(&deleted, &position, Some(&owned)).await?;
     assert!(report.record_remains_after_delete);
     assert_eq!(report.record, owned);
-    let rows = sim.details(201);
+    let rows = sim.written_details(201);
     assert_eq!(rows.len(), 1);
     assert_eq!(
         (rows[0].annual_salary, rows[0].hourly_wage),
@@ -710,7 +714,7 @@ async fn a_stale_version_is_read_again_once_then_reported_as_transient() -> Test
     let c = TripletexConnector::new(config(format!("{proxy}/v2")), http());
     let updated = change("updated", kari(), "51000", "monthly", "2026-01-01");
     c.write(&updated, &position, Some(&owned)).await?;
-    let rows = sim.details(201);
+    let rows = sim.written_details(201);
     assert_eq!(rows[0].annual_salary, dec("612000"));
     assert_eq!(rows[0].version, 2, "created 0, the clerk's edit 1, ours 2");
 
@@ -841,8 +845,8 @@ async fn a_write_applied_then_dropped_is_adopted_not_repeated() -> TestResult {
         .find_written(&created, &position, None)
         .await?
         .ok_or("not found")?;
-    assert_eq!(sim.details(201).len(), 1);
-    assert_eq!(found.id, sim.details(201)[0].id.to_string());
+    assert_eq!(sim.written_details(201).len(), 1);
+    assert_eq!(found.id, sim.written_details(201)[0].id.to_string());
 
     // The same for an update whose answer was lost.
     sim.arm(Fault::new(FaultKind::ApplyThenDrop, 1).method("PUT"));
@@ -853,7 +857,7 @@ async fn a_write_applied_then_dropped_is_adopted_not_repeated() -> TestResult {
         Some(found.clone())
     );
     assert_eq!(sim.write_count(), 2);
-    assert_eq!(sim.details(201).len(), 1);
+    assert_eq!(sim.written_details(201).len(), 1);
     sim.shutdown().await;
     Ok(())
 }
@@ -897,6 +901,163 @@ async fn slow_answers_time_out_as_network_errors() -> TestResult {
     assert!(err.to_string().contains("timed out"), "{err}");
     assert!(!err.to_string().contains("demo-"), "{err}");
     sim.clear_faults();
+    sim.shutdown().await;
+    Ok(())
+}
+
+/// Kari's hiring row (employment 201, 2020-01-01) as a 60 % temporary position: the terms a
+/// new row must carry forward.
+fn seed_with_kari_at_60() -> Seed {
+    let mut seed = Seed::demo();
+    let mut terms = sim::Terms::hiring();
+    terms.employment_form = "TEMPORARY".into();
+    terms.occupation_code_id = Some(3_000_017);
+    seed.details.push(sim::SeedDetails {
+        id: 903,
+        employment_id: 201,
+        date: day("2020-01-01"),
+        remuneration_type: sim::RemunerationType::MonthlyWage,
+        annual_salary: dec("480000"),
+        hourly_wage: Decimal::ZERO,
+        percentage_of_full_time_equivalent: dec("60"),
+        terms,
+    });
+    seed
+}
+
+/// Issue 11, point 1: a new details row carries every writable term of the row in force on
+/// its date and changes only the salary; its write, applied but unanswered, is adopted.
+#[tokio::test]
+async fn a_new_row_carries_the_terms_in_force_and_is_adopted_after_a_lost_answer() -> TestResult {
+    let sim = sim::start(seed_with_kari_at_60()).await?;
+    let c = connector(&sim);
+    let created = change("created", kari(), "52000", "monthly", "2026-01-01");
+    let position = c.match_position(&created).await?;
+    assert_eq!(
+        c.check_overlap(&created, &position, None).await?,
+        OverlapCheck::Clear
+    );
+    sim.arm(Fault::new(FaultKind::ApplyThenDrop, 1).method("POST"));
+    assert!(c.write(&created, &position, None).await.is_err());
+    let found = c
+        .find_written(&created, &position, None)
+        .await?
+        .ok_or("the carried-forward row was not found")?;
+    let rows = sim.written_details(201);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(found.id, rows[0].id.to_string());
+    assert_eq!(sim.write_count(), 1, "adopted, not written twice");
+    let row = &rows[0];
+    assert_eq!(row.annual_salary, dec("624000"));
+    assert_eq!(row.percentage_of_full_time_equivalent, dec("60"));
+    assert_eq!(row.terms.employment_form, "TEMPORARY");
+    assert_eq!(row.terms.employment_type, "ORDINARY");
+    assert_eq!(row.terms.working_hours_scheme, "NOT_SHIFT");
+    assert_eq!(row.terms.occupation_code_id, Some(3_000_017));
+    sim.shutdown().await;
+    Ok(())
+}
+
+/// Issue 11, point 2: a salary starting on the employment's first day is not an overlap with
+/// the hiring row; it updates that row in place (its 60 % kept), and the PUT, applied but
+/// unanswered, is adopted rather than repeated.
+#[tokio::test]
+async fn a_salary_from_day_one_updates_the_hiring_row_in_place() -> TestResult {
+    let sim = start().await;
+    let c = connector(&sim);
+    // Eva (106) was hired 2026-01-01; position sync made row 902 (60 %, 540 000).
+    let eva = json!({"payroll_employee_id": "106"});
+    let created = change("created", eva, "47000", "monthly", "2026-01-01");
+    let position = c.match_position(&created).await?;
+    assert_eq!(position.employment_id, "206");
+    assert_eq!(
+        c.check_overlap(&created, &position, None).await?,
+        OverlapCheck::Clear
+    );
+    sim.arm(Fault::new(FaultKind::ApplyThenDrop, 1).method("PUT"));
+    assert!(c.write(&created, &position, None).await.is_err());
+    let found = c
+        .find_written(&created, &position, None)
+        .await?
+        .ok_or("the updated hiring row was not found")?;
+    assert_eq!(found.id, "902");
+    assert_eq!(sim.write_count(), 1, "adopted, not written twice");
+    let rows = sim.details(206);
+    assert_eq!(rows.len(), 1, "no second row on the hiring date: {rows:?}");
+    assert_eq!(rows[0].annual_salary, dec("564000"));
+    assert_eq!(rows[0].percentage_of_full_time_equivalent, dec("60"));
+    // Written once more (as an update), it stays the one row.
+    let report = c.write(&created, &position, Some(&found)).await?;
+    assert_eq!(report.record.id, "902");
+    assert_eq!(sim.details(206).len(), 1);
+    sim.shutdown().await;
+    Ok(())
+}
+
+/// Issue 11, point 3: a row salary-sync wrote for another HR salary of the same employee is
+/// not foreign.
+#[tokio::test]
+async fn a_row_written_for_a_sibling_salary_is_not_an_overlap() -> TestResult {
+    let sim = start().await;
+    let c = connector(&sim);
+    let per = json!({"employee_number": "19"});
+    let salary = change("created", per, "50000", "monthly", "2025-06-01");
+    let position = c.match_position(&salary).await?;
+    assert!(c
+        .check_overlap(&salary, &position, None)
+        .await?
+        .is_conflict());
+    let sibling = PayrollRecord {
+        id: "901".into(),
+        employment_id: "204".into(),
+    };
+    assert_eq!(
+        c.check_overlap_among(&salary, &position, None, &[sibling])
+            .await?,
+        OverlapCheck::Clear
+    );
+    sim.shutdown().await;
+    Ok(())
+}
+
+/// Issue 11, point 4: with Tripletex's date a day ahead of UTC (Norway after midnight), a
+/// session is still created.
+#[tokio::test]
+async fn a_session_is_created_when_tripletex_is_a_day_ahead() -> TestResult {
+    let sim = sim::start(Seed {
+        date_ahead_days: 1,
+        ..Seed::demo()
+    })
+    .await?;
+    let c = connector(&sim);
+    c.currency().await?;
+    assert_eq!(sim.live_sessions(), 1);
+    sim.shutdown().await;
+    Ok(())
+}
+
+/// Issue 11, point 4: a 422 on `expirationDate` is not a refusal of the tokens: transient,
+/// and it says what it is.
+#[tokio::test]
+async fn a_refused_expiration_date_is_not_an_auth_failure() -> TestResult {
+    let sim = sim::start(Seed {
+        date_ahead_days: 10,
+        ..Seed::demo()
+    })
+    .await?;
+    let c = connector(&sim);
+    let err = c
+        .currency()
+        .await
+        .err()
+        .ok_or("a session was created past Tripletex's date")?;
+    assert_eq!(
+        http_failure(&err),
+        (FailureCode::Unavailable, FailureClass::Transient)
+    );
+    let shown = err.to_string();
+    assert!(shown.contains("expiration date"), "{shown}");
+    assert!(shown.contains("not a token problem"), "{shown}");
     sim.shutdown().await;
     Ok(())
 }

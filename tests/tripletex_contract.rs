@@ -100,7 +100,7 @@ async fn every_connector_call_matches_the_spec() -> Result<(), Box<dyn std::erro
         );
         assert!(matches!(
             connector.check_overlap(&by_email, &per, None).await?,
-            OverlapCheck::Conflict { .. }
+            OverlapCheck::ConflictDescribed { .. }
         ));
 
         // Create (POST), reconcile, update to hourly (GET + PUT), delete (PUT of zeros).

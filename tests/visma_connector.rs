@@ -220,7 +220,7 @@ async fn the_foreign_entry_is_a_conflict_and_a_clear_timeline_is_clear() -> Test
             assert_eq!(record_id, "salaryInformation@2026-01-01");
             assert_eq!(period.start, day("2026-01-01"));
         }
-        OverlapCheck::Clear => panic!("Per's foreign entry must conflict"),
+        other => panic!("Per's foreign entry must conflict: {other:?}"),
     }
     // A closed salary before the foreign entry fits.
     let before = change_with(

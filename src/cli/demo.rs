@@ -126,13 +126,14 @@ impl Simulators {
         let mut lines = Vec::new();
         for row in self.tripletex.control().all_details() {
             lines.push(format!(
-                "  tripletex  row {:<6} employment {:<6} from {}  {:<13} annual {:>10}  hourly {:>7}",
+                "  tripletex  row {:<6} employment {:<6} from {}  {:<13} annual {:>10}  hourly {:>7}  position {:>3} %",
                 row.id,
                 row.employment_id,
                 row.date,
                 row.remuneration_type.map_or("-", |t| t.as_str()),
                 row.annual_salary,
-                row.hourly_wage
+                row.hourly_wage,
+                row.percentage_of_full_time_equivalent
             ));
         }
         let visma = self.visma.control();
@@ -248,6 +249,28 @@ pub async fn run() -> Result<()> {
     }
     wait_quiet(&backend).await?;
 
+    // Tripletex only: a new hire whose salary starts on her first day. Position sync made her
+    // hiring row (a 60 % position with the agreed salary); the salary updates that row in
+    // place, so the 60 % stays (issue 11).
+    eprintln!("demo: Tripletex: Eva Lie, hired 2026-01-01 at 60 %, gets her salary from day one");
+    submit(
+        &backend,
+        event(
+            "demo-tripletex",
+            "evt-eva",
+            "created",
+            "2026-11-20T09:30:00Z",
+            "sal-eva",
+            "22",
+            "47000.00",
+            "NOK",
+            "monthly",
+            "2026-01-01",
+        ),
+    )
+    .await?;
+    wait_quiet(&backend).await?;
+
     eprintln!("demo: every payroll system goes down for two writes (503); the next change is retried until it lands");
     simulators.outage();
     for id in &integrations {
@@ -274,7 +297,7 @@ pub async fn run() -> Result<()> {
     println!("Error log:");
     print!(
         "{}",
-        render::errors(&backend.errors(None).await?, Format::Table)
+        render::errors(&backend.errors(None).await?, &[], Format::Table)
     );
     if let Some(retried) = items.iter().find(|wf| {
         wf.change.salary.id.as_str() == "sal-ola"

@@ -270,10 +270,24 @@ async fn store_command(backend: &Backend, command: Command) -> Result<()> {
                 .map(IntegrationId::parse)
                 .transpose()
                 .map_err(anyhow::Error::msg)?;
-            print!(
-                "{}",
-                render::errors(&backend.errors(integration.as_ref()).await?, format)
-            );
+            let entries = backend.errors(integration.as_ref()).await?;
+            // Manual deletes waiting for the operator are not errors, but they are work: the
+            // error listing names them too, each with its `resolve` command.
+            let query = crate::api::admin::ListQuery {
+                state: Some(
+                    crate::domain::State::ManualDeleteRequired
+                        .as_str()
+                        .to_owned(),
+                ),
+                integration: integration.as_ref().map(|i| i.as_str().to_owned()),
+                ..Default::default()
+            };
+            let (waiting, _) = backend.list(&query).await?;
+            let waiting: Vec<_> = waiting
+                .into_iter()
+                .filter(|wf| wf.resolution.is_none())
+                .collect();
+            print!("{}", render::errors(&entries, &waiting, format));
             Ok(())
         }
         Command::Prune { older_than } => {

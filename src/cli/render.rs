@@ -250,10 +250,20 @@ pub fn shown(s: &Shown, format: Format) -> String {
             }
         }
     }
+    if let (State::ManualDeleteRequired, None, Some(r)) = (wf.state, &wf.resolution, &wf.record) {
+        let _ = writeln!(
+            out,
+            "to resolve   delete record {} by hand in payroll, then run:\n    salary-sync resolve {}",
+            r.id, wf.id
+        );
+    }
     out
 }
 
-pub fn errors(entries: &[ErrorLogEntry], format: Format) -> String {
+/// The error log, then the manual deletes waiting for the operator (`waiting`: unresolved
+/// `manual-delete-required` instances), each with the command that resolves it. The JSON
+/// forms print the error log only, as before.
+pub fn errors(entries: &[ErrorLogEntry], waiting: &[Workflow], format: Format) -> String {
     if format != Format::Table {
         return serde_json::to_string_pretty(entries).unwrap_or_default() + "\n";
     }
@@ -271,7 +281,23 @@ pub fn errors(entries: &[ErrorLogEntry], format: Format) -> String {
             e.failure.code.runbook()
         );
     }
-    let _ = writeln!(out, "{} error(s)", entries.len());
+    for wf in waiting {
+        let _ = writeln!(
+            out,
+            "{}  {}  {}  salary {}  [manual-delete-required] {}",
+            wf.updated_at.format("%Y-%m-%dT%H:%M:%SZ"),
+            wf.change.integration_id,
+            wf.id,
+            wf.change.salary.id,
+            detail(wf)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{} error(s), {} manual delete(s) waiting",
+        entries.len(),
+        waiting.len()
+    );
     out
 }
 
@@ -294,8 +320,12 @@ pub fn integrations(list: &[crate::api::service::IntegrationView]) -> String {
         let (sync, activated, skipped) = match &view.switch {
             Some(s) => (
                 if s.enabled { "enabled" } else { "disabled" },
-                s.activated_at
-                    .map_or_else(|| "-".to_owned(), |t| t.to_rfc3339()),
+                // RFC 3339 to whole seconds: 25 characters, inside the column (with the
+                // nanoseconds an enable through the API records, it overflowed).
+                s.activated_at.map_or_else(
+                    || "-".to_owned(),
+                    |t| t.format("%Y-%m-%dT%H:%M:%S%:z").to_string(),
+                ),
                 s.skipped,
             ),
             None => ("off", "never".to_owned(), 0),
@@ -342,5 +372,72 @@ mod printer_tests {
                 assert_eq!(paged, instances(&items, format), "{format:?}, {n} items");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod operator_tests {
+    //! Issue 11, points 6 and 8: what waits for the operator is listed with its command, and
+    //! the integrations table keeps its columns.
+    use super::*;
+    use crate::domain::change::parse_batch;
+    use crate::domain::{IntegrationId, PayrollRecord, WorkflowId};
+    use crate::storage::IntegrationSwitch;
+
+    fn waiting_delete() -> Option<Workflow> {
+        let body = r#"{"event_id":"e1","integration_id":"acme","kind":"deleted","occurred_at":"2026-11-25T10:00:00Z","salary":{"id":"s1","employee":{"id":"h1","payroll_employee_id":"1"},"amount":"1.00","currency":"NOK","period_unit":"monthly","start_date":"2026-01-01"}}"#;
+        let change = parse_batch(body.as_bytes()).ok()?.pop()?.ok()?;
+        let mut wf = Workflow::accept(WorkflowId(7), change, chrono::Utc::now()).0;
+        wf.state = State::ManualDeleteRequired;
+        wf.record = Some(PayrollRecord {
+            id: "902".into(),
+            employment_id: "206".into(),
+        });
+        Some(wf)
+    }
+
+    #[test]
+    fn errors_list_the_manual_deletes_waiting_with_their_resolve_command() {
+        let wf = waiting_delete().unwrap_or_else(|| panic!("test event invalid"));
+        let text = errors(&[], std::slice::from_ref(&wf), Format::Table);
+        assert!(
+            text.contains("0 error(s), 1 manual delete(s) waiting"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("salary-sync resolve {}", wf.id)),
+            "{text}"
+        );
+        let shown_text = shown(
+            &Shown {
+                workflow: wf.clone(),
+                history: Vec::new(),
+            },
+            Format::Table,
+        );
+        let last = shown_text.lines().last().unwrap_or_default();
+        assert_eq!(last.trim(), format!("salary-sync resolve {}", wf.id));
+    }
+
+    #[test]
+    fn the_activated_column_holds_its_timestamp() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-01T00:00:00.123456789Z")
+            .map(|t| t.to_utc())
+            .ok();
+        let view = crate::api::service::IntegrationView {
+            id: IntegrationId::parse("acme-tripletex").unwrap_or_else(|e| panic!("{e}")),
+            switch: Some(IntegrationSwitch {
+                enabled: true,
+                activated_at: at,
+                changed_at: chrono::Utc::now(),
+                skipped: 3,
+            }),
+        };
+        let text = integrations(&[view]);
+        let lines: Vec<&str> = text.lines().collect();
+        let header_skipped = lines[0].find("SKIPPED");
+        let row_skipped = lines[1].rfind('3');
+        assert_eq!(header_skipped, row_skipped, "{text}");
+        assert!(lines[1].contains("2026-11-01T00:00:00+00:00 "), "{text}");
     }
 }

@@ -48,7 +48,23 @@ impl fmt::Display for PayrollSystem {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OverlapCheck {
     Clear,
-    Conflict { record_id: String, period: Period },
+    Conflict {
+        record_id: String,
+        period: Period,
+    },
+    /// A conflicting record that is better named by what it is than by a period (Tripletex's
+    /// details rows have a date, not a range): `description` says its date and what it holds
+    /// (never an amount).
+    ConflictDescribed {
+        record_id: String,
+        description: String,
+    },
+}
+
+impl OverlapCheck {
+    pub fn is_conflict(&self) -> bool {
+        !matches!(self, Self::Clear)
+    }
 }
 
 /// How a write started: finished at once, or accepted as an asynchronous job to poll
@@ -110,6 +126,21 @@ pub trait Connector: Send + Sync {
         position: &Position,
         owned: Option<&PayrollRecord>,
     ) -> Result<OverlapCheck, Error>;
+
+    /// `check_overlap`, also given the records salary-sync wrote for the employee's other HR
+    /// salaries on the same employment (`siblings`): those are salary-sync's own, not foreign.
+    /// The engine asks this only after `check_overlap` found a conflict and siblings exist.
+    /// Systems whose records cannot be shared between salaries keep the default.
+    async fn check_overlap_among(
+        &self,
+        change: &SalaryChange,
+        position: &Position,
+        owned: Option<&PayrollRecord>,
+        siblings: &[PayrollRecord],
+    ) -> Result<OverlapCheck, Error> {
+        let _ = siblings;
+        self.check_overlap(change, position, owned).await
+    }
 
     /// Reconciliation after an interrupted write: the record, if payroll already holds exactly
     /// what `write` would produce for this change. Called before any second write.

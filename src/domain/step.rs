@@ -5,7 +5,7 @@
 //! `RetryPolicy` the caller passes). The caller commits the returned transition atomically and
 //! only then runs the next side effect. Every edge it produces is listed in `state::TRANSITIONS`.
 
-use super::change::{ChangeKind, Period};
+use super::change::ChangeKind;
 use super::failure::{Failure, FailureClass, FailureCode};
 use super::money::Currency;
 use super::state::State;
@@ -28,7 +28,8 @@ pub enum Input {
     /// `currency-validated` step: this foreign record overlaps.
     OverlapFound {
         record_id: String,
-        period: Period,
+        /// How the record is named in the message: its period, or its date and what it holds.
+        record: String,
     },
     /// `overlap-checked`: the engine is about to write to payroll.
     IntentRecorded {
@@ -177,13 +178,21 @@ pub fn step(
     let (event, detail, failure, record): (&str, String, Option<Failure>, Option<PayrollRecord>) =
         match (wf.state, input) {
             (State::Pending, Input::Matched(position)) => {
-                let detail = format!(
-                    "employee {} / employment {} ({}) covers the salary period {}",
-                    position.employee_id,
-                    position.employment_id,
-                    position.period,
-                    wf.change.salary.period()
-                );
+                let salary = wf.change.salary.period();
+                let detail = match position.period.end {
+                    // Matched by the start date (Tripletex): the employment ends first. The
+                    // salary is sent; payroll pays it until the employment ends.
+                    Some(end) if !salary.within(&position.period) => format!(
+                        "employee {} / employment {} ({}) is in force on the salary's start date; \
+                         it ends {end}, before the salary period {salary} does: the salary is \
+                         sent and is paid until the employment ends",
+                        position.employee_id, position.employment_id, position.period,
+                    ),
+                    _ => format!(
+                        "employee {} / employment {} ({}) covers the salary period {salary}",
+                        position.employee_id, position.employment_id, position.period,
+                    ),
+                };
                 progress(&mut next, State::MatchedToPosition, now);
                 next.position = Some(position);
                 ("matched", detail, None, None)
@@ -218,11 +227,11 @@ pub fn step(
                     None,
                 )
             }
-            (State::CurrencyValidated, Input::OverlapFound { record_id, period }) => {
+            (State::CurrencyValidated, Input::OverlapFound { record_id, record }) => {
                 let f = Failure::permanent(
                     FailureCode::Overlap,
                     format!(
-                        "payroll record {record_id} ({period}) overlaps the salary period {} and was not written by this salary",
+                        "payroll record {record_id} ({record}) overlaps the salary period {} and was not written by this salary",
                         wf.change.salary.period()
                     ),
                 );

@@ -177,10 +177,11 @@ fn overlap_fails_naming_the_conflicting_record() {
         &wf,
         Input::OverlapFound {
             record_id: "77".into(),
-            period: Period {
+            record: Period {
                 start: d,
                 end: Some(d),
-            },
+            }
+            .to_string(),
         },
         t0(),
         &POLICY,
@@ -524,7 +525,7 @@ fn any_input() -> impl Strategy<Value = Input> {
         Just(Input::OverlapClear),
         Just(Input::OverlapFound {
             record_id: "9".into(),
-            period: position().period
+            record: position().period.to_string()
         }),
         Just(Input::IntentRecorded { updates: None }),
         Just(Input::JobAccepted {

@@ -140,15 +140,38 @@ async fn check_overlap(
             Err(e) => return Ok(Err(e)),
         }
     }
-    Ok(connector
+    let mut check = connector
         .check_overlap(change, position, owned.as_ref())
-        .await
-        .map(|c| match c {
-            OverlapCheck::Clear => Input::OverlapClear,
-            OverlapCheck::Conflict { record_id, period } => {
-                Input::OverlapFound { record_id, period }
-            }
-        }))
+        .await;
+    if check.as_ref().is_ok_and(OverlapCheck::is_conflict) {
+        // Rows salary-sync wrote for the employee's other HR salaries are its own, not
+        // foreign. Looked up only when there is a conflict: the lookup reads the integration's
+        // record mappings.
+        let siblings = shared.store.records_on_employment(
+            &change.integration_id,
+            &position.employment_id,
+            &change.salary.id,
+        )?;
+        if !siblings.is_empty() {
+            check = connector
+                .check_overlap_among(change, position, owned.as_ref(), &siblings)
+                .await;
+        }
+    }
+    Ok(check.map(|c| match c {
+        OverlapCheck::Clear => Input::OverlapClear,
+        OverlapCheck::Conflict { record_id, period } => Input::OverlapFound {
+            record_id,
+            record: period.to_string(),
+        },
+        OverlapCheck::ConflictDescribed {
+            record_id,
+            description,
+        } => Input::OverlapFound {
+            record_id,
+            record: description,
+        },
+    }))
 }
 
 async fn write(

@@ -525,6 +525,38 @@ impl Store {
         Ok(self.applied(integration, salary)?.and_then(|o| o.record))
     }
 
+    /// The payroll records salary-sync wrote for the integration's other HR salaries (not
+    /// `except`) on one employment: rows of the same employee that are salary-sync's own.
+    /// Read-only and derived from the `records` tree (no state of its own); it reads the
+    /// integration's whole mapping, so callers ask only when they need it (a conflict).
+    pub fn records_on_employment(
+        &self,
+        integration: &IntegrationId,
+        employment_id: &str,
+        except: &SalaryId,
+    ) -> Result<Vec<PayrollRecord>, Error> {
+        let skip = keys::record(integration, except);
+        let mut found = Vec::new();
+        for item in self
+            .trees
+            .records
+            .scan_prefix(keys::integration_prefix(integration))
+        {
+            let (key, bytes) = item?;
+            if key.as_ref() == skip.as_slice() {
+                continue;
+            }
+            let owned: OwnedRecord = codec::decode(&bytes).map_err(|e| Error::Corrupt {
+                key: format!("record mapping of {integration}"),
+                reason: e.to_string(),
+            })?;
+            if let Some(record) = owned.record.filter(|r| r.employment_id == employment_id) {
+                found.push(record);
+            }
+        }
+        Ok(found)
+    }
+
     /// What the last change applied to payroll for this HR salary left behind.
     pub fn applied(
         &self,

@@ -309,7 +309,7 @@ client_secret = {{ env = "{UNIMICRO_SECRET_ENV}" }}
         let i = want.index;
         match want.system {
             System::Tripletex => {
-                let rows = self.tripletex.control().details(2000 + i);
+                let rows = self.tripletex.control().written_details(2000 + i);
                 assert_eq!(rows.len(), 1, "seed {seed_value}: {salary}: {rows:?}");
                 let annual = if want.deleted {
                     Decimal::ZERO

@@ -206,7 +206,7 @@ fn assert_backoff(h: &HistoryEntry, interval_ms: u64) {
 }
 
 fn assert_one_row(control: &Control, annual: Decimal) {
-    let rows = control.details(KARI_EMPLOYMENT);
+    let rows = control.written_details(KARI_EMPLOYMENT);
     assert_eq!(rows.len(), 1, "exactly one row in payroll: {rows:?}");
     assert_eq!(rows[0].annual_salary, annual);
 }
@@ -562,7 +562,7 @@ async fn a_write_applied_then_dropped_is_adopted_not_written_twice() {
     }
     // One row, written once per change, its values cleared by the delete; all three
     // instances name it.
-    let rows = rig.control.details(KARI_EMPLOYMENT);
+    let rows = rig.control.written_details(KARI_EMPLOYMENT);
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0].annual_salary, Decimal::ZERO);
     assert_eq!(
@@ -611,11 +611,12 @@ async fn a_slow_body_is_read_to_the_end() {
 }
 
 /// One change on the wire, through a recording proxy: the session, `whoAmI` and the company
-/// once per daemon, then three calls for the change itself, the match being one GET of the
+/// once per daemon, then four calls for the change itself (match, overlap, the rows in force,
+/// write), the match being one GET of the
 /// employee with its employments nested (never `GET /employee/employment`). A second change of
 /// the same salary matches with one GET again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_change_costs_three_calls_and_its_match_one_get() {
+async fn a_change_costs_four_calls_and_its_match_one_get() {
     let sim = start_sim(Seed::demo()).await;
     let proxy = Proxy::start(&sim.control(), None).await;
     let rig = Rig::start_with(sim, &proxy.base_url(), FAST).await;
@@ -635,6 +636,9 @@ async fn a_change_costs_three_calls_and_its_match_one_get() {
             "GET /employee/101",
             "GET /token/session/>whoAmI",
             "GET /company/1000001",
+            format!("GET {DETAILS}").as_str(),
+            // The write reads the rows again: a new row carries the terms of the row in force
+            // on its date, read just before it is written (issue 11, point 1).
             format!("GET {DETAILS}").as_str(),
             format!("POST {DETAILS}").as_str(),
         ]

@@ -169,7 +169,11 @@ async fn the_retention_sweep_removes_old_terminal_instances_while_the_daemon_run
         .await
         .unwrap_or_else(|| panic!("replay"));
     assert_eq!(replay[0].outcome, "duplicate", "{replay:?}");
-    assert_eq!(control.details(201).len(), 1, "employment 201 written once");
+    assert_eq!(
+        control.written_details(201).len(),
+        1,
+        "employment 201 written once"
+    );
     assert_eq!(daemon.terminate(), Some(0));
 
     // With the daemon stopped: the store itself holds no history for the pruned instances.
@@ -309,7 +313,11 @@ async fn webhook_answers_503_while_stopping_then_the_in_flight_instance_resumes(
         "the event refused with 503 was not stored: {done:?}"
     );
     assert_eq!(done[0].state, State::Sent);
-    assert_eq!(control.details(201).len(), 1, "written once, then adopted");
+    assert_eq!(
+        control.written_details(201).len(),
+        1,
+        "written once, then adopted"
+    );
     let shown = admin2
         .show(&done[0].id.to_string())
         .await

@@ -107,7 +107,7 @@ async fn a_backlog_is_sent_within_a_tight_rate_budget_without_429s() {
     );
     for i in 0..CHANGES {
         assert_eq!(
-            control.details(2000 + i).len(),
+            control.written_details(2000 + i).len(),
             1,
             "employment {} once",
             2000 + i

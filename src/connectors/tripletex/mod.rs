@@ -14,12 +14,12 @@ mod wire;
 
 pub use classify::{classify, Call};
 
-use self::wire::{DetailsRow, DetailsWrite, IdRef, List, Single};
+use self::wire::{DetailsRow, DetailsWrite, IdRef, List, Single, Terms};
 use super::credential::{Credential, CredentialCache};
 use super::http::{network_error, path_only, retry_not_before};
 use super::rate_budget::RateBudget;
 use super::{Connector, Error, OverlapCheck, PayrollSystem};
-use crate::domain::overlap::{first_conflict, ExistingRecord};
+use crate::domain::overlap::{first_conflicting_row, DatedRow};
 use crate::domain::{
     ChangeKind, Currency, FailureCode, PayrollRecord, Period, PeriodUnit, Position, SalaryChange,
     WriteReport,
@@ -56,8 +56,13 @@ const EMPLOYEE_FIELDS: &str = "id,employeeNumber,email,employments(id,startDate,
 const MONTHLY_WAGE: &str = "MONTHLY_WAGE";
 const HOURLY_WAGE: &str = "HOURLY_WAGE";
 
+/// Sessions are asked for at least this many days. Tripletex checks `expirationDate` against
+/// its own date, which is Norwegian: between midnight in Oslo and midnight UTC it is already
+/// tomorrow's UTC date, so "tomorrow" (one day) was refused with 422 every night (issue 11).
+const SESSION_DAYS_MIN: u32 = 2;
+
 fn session_days_default() -> u32 {
-    1
+    SESSION_DAYS_MIN
 }
 
 /// One Tripletex integration's connection settings.
@@ -71,7 +76,7 @@ pub struct TripletexConfig {
     /// when absent.
     #[serde(default)]
     pub company: Option<String>,
-    /// A new session token is valid for this many days (at least 1).
+    /// A new session token is valid for this many days (at least 2, the default).
     #[serde(default = "session_days_default")]
     pub session_days: u32,
 }
@@ -209,6 +214,14 @@ pub fn dropped_fields(change: &SalaryChange) -> Vec<&'static str> {
     dropped
 }
 
+/// True for Tripletex's 422 naming `expirationDate` (its validation message names the field).
+fn refuses_expiration_date(e: &crate::connectors::error::HttpError) -> bool {
+    e.status == 422
+        && e.vendor_message
+            .as_deref()
+            .is_some_and(|m| m.contains("expirationDate"))
+}
+
 /// A details row with its amounts read exactly.
 #[derive(Debug, Clone)]
 struct Row {
@@ -218,6 +231,8 @@ struct Row {
     remuneration_type: Option<String>,
     annual_salary: Option<Decimal>,
     hourly_wage: Option<Decimal>,
+    /// Every other writable field, as read: what a new row carries forward.
+    terms: Terms,
 }
 
 impl Row {
@@ -240,7 +255,31 @@ impl Row {
             remuneration_type: raw.remuneration_type.clone(),
             annual_salary: amount("annualSalary", &raw.annual_salary)?,
             hourly_wage: amount("hourlyWage", &raw.hourly_wage)?,
+            terms: raw.terms(),
         })
+    }
+
+    /// True when the row holds a salary: an amount above 0. A cleared row (a delete) or a
+    /// hiring row made without a salary holds none and is never a conflict.
+    fn carries_salary(&self) -> bool {
+        let positive = |v: Option<Decimal>| v.is_some_and(|d| d > Decimal::ZERO);
+        positive(self.annual_salary) || positive(self.hourly_wage)
+    }
+
+    /// What the row holds, for an operator's message: its date and its kind of pay, never an
+    /// amount.
+    fn described(&self) -> String {
+        let date = self
+            .date
+            .map_or_else(|| "no date".to_owned(), |d| format!("dated {d}"));
+        let holds = match self.remuneration_type.as_deref() {
+            _ if !self.carries_salary() => "no salary".to_owned(),
+            Some(MONTHLY_WAGE) => "a fixed salary (MONTHLY_WAGE)".to_owned(),
+            Some(HOURLY_WAGE) => "an hourly wage (HOURLY_WAGE)".to_owned(),
+            Some(other) => format!("a salary of type {other}"),
+            None => "a salary".to_owned(),
+        };
+        format!("details row {date}, holding {holds}")
     }
 
     /// True when the row holds what `target` describes on `date`.
@@ -329,13 +368,46 @@ impl TripletexConnector {
             .await
     }
 
-    /// A session that expires `session_days` after `today`; it is renewed when that day
-    /// begins (UTC).
+    /// A session that expires `session_days` (at least 2) after `today`; it is renewed when
+    /// that day begins (UTC). A 422 on `expirationDate` is Tripletex's date running ahead of
+    /// ours, not a refusal of the tokens: the create is repeated once with a day more, and
+    /// if Tripletex still refuses, the error is transient and says what it is (the
+    /// integration is not marked unhealthy).
     async fn create_session(&self, today: NaiveDate) -> Result<Credential, Error> {
-        let days = self.config.session_days.max(1);
+        let days = u64::from(self.config.session_days.max(SESSION_DAYS_MIN));
         let expires = today
-            .checked_add_days(Days::new(u64::from(days)))
+            .checked_add_days(Days::new(days))
             .unwrap_or(NaiveDate::MAX);
+        match self.create_session_until(expires).await {
+            Err(Error::Http(e)) if refuses_expiration_date(&e) => {
+                let later = expires.succ_opt().unwrap_or(NaiveDate::MAX);
+                tracing::warn!(
+                    system = "tripletex",
+                    %expires,
+                    "Tripletex refused the session's expiration date; asking for a day more"
+                );
+                match self.create_session_until(later).await {
+                    Err(Error::Http(mut e)) if refuses_expiration_date(&e) => {
+                        e.code = FailureCode::Unavailable;
+                        e.class = crate::domain::FailureClass::Transient;
+                        e.message = format!(
+                            "Tripletex refused the session's expiration date {later} (HTTP 422 \
+                             on expirationDate), which is {} days after salary-sync's UTC date \
+                             {today}: Tripletex's date is further ahead than a time zone \
+                             explains. This is not a token problem. Check this machine's clock; \
+                             salary-sync retries on its own.",
+                            days + 1
+                        );
+                        Err(Error::Http(e))
+                    }
+                    other => other,
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn create_session_until(&self, expires: NaiveDate) -> Result<Credential, Error> {
         let request = Request {
             method: Method::PUT,
             path: "/token/session/:create".into(),
@@ -675,9 +747,18 @@ impl Connector for TripletexConnector {
             })
             .collect();
         seen.sort_by_key(|(id, p)| (p.map(|p| p.start), *id));
+        // The employment in force on the salary's start date. HR often sends no end date, and
+        // Tripletex's rows have none: a row is in force until the next one, and payroll stops
+        // paying when the employment ends. So an employment that ends before the salary does
+        // still takes it (the history says so, see `domain::step`); a salary whose start lies
+        // in no employment does not match.
+        let on_start = Period {
+            start: salary.start,
+            end: Some(salary.start),
+        };
         if let Some((id, Some(period))) = seen
             .iter()
-            .find(|(_, p)| p.is_some_and(|p| salary.within(&p)))
+            .find(|(_, p)| p.is_some_and(|p| on_start.within(&p)))
         {
             return Ok(Position {
                 employee_id: employee_id.to_string(),
@@ -697,9 +778,10 @@ impl Connector for TripletexConnector {
                 .join(", ")
         };
         Err(Error::NoEmployment(format!(
-            "Tripletex employee {employee_id} has no employment covering the salary period \
-             {salary} (employments seen: {listed}). Position sync must be active for salary sync \
-             to work: make sure the employment in Tripletex covers the salary's dates, then retry."
+            "Tripletex employee {employee_id} has no employment in force on the salary's start \
+             date {} (salary period {salary}; employments seen: {listed}). Position sync must be active for salary sync \
+             to work: make sure an employment in Tripletex covers the salary's start date, then retry.",
+            salary.start
         )))
     }
 
@@ -734,34 +816,52 @@ impl Connector for TripletexConnector {
         position: &Position,
         owned: Option<&PayrollRecord>,
     ) -> Result<OverlapCheck, Error> {
+        self.check_overlap_among(change, position, owned, &[]).await
+    }
+
+    async fn check_overlap_among(
+        &self,
+        change: &SalaryChange,
+        position: &Position,
+        owned: Option<&PayrollRecord>,
+        siblings: &[PayrollRecord],
+    ) -> Result<OverlapCheck, Error> {
         if change.kind == ChangeKind::Deleted {
             return Ok(OverlapCheck::Clear);
         }
         let rows = self.details_rows(&position.employment_id).await?;
-        // A row is in force from its date; one dated inside the salary period is a salary
-        // record someone else put there.
-        let records: Vec<ExistingRecord> = rows
+        // A row is in force from its date until the next row's. The rule (domain::overlap):
+        // a salary-bearing row salary-sync does not own, dated inside the salary period after
+        // its start, or on the start day without being the employment's base (hiring) row.
+        let dated: Vec<DatedRow> = rows
             .iter()
             .filter_map(|r| {
-                r.date.map(|d| ExistingRecord {
+                r.date.map(|date| DatedRow {
                     id: r.id.to_string(),
-                    period: Period {
-                        start: d,
-                        end: Some(d),
-                    },
+                    date,
+                    carries_salary: r.carries_salary(),
                 })
             })
             .collect();
-        let owned_id = owned.map(|o| o.id.as_str());
-        Ok(
-            match first_conflict(&change.salary.period(), &records, owned_id) {
-                Some(r) => OverlapCheck::Conflict {
-                    record_id: r.id.clone(),
-                    period: r.period,
-                },
-                None => OverlapCheck::Clear,
+        let ours = |id: &str| {
+            owned.is_some_and(|o| o.id == id)
+                || siblings
+                    .iter()
+                    .any(|s| s.id == id && s.employment_id == position.employment_id)
+        };
+        let found =
+            first_conflicting_row(&change.salary.period(), position.period.start, &dated, ours);
+        Ok(match found {
+            Some(conflict) => OverlapCheck::ConflictDescribed {
+                record_id: conflict.id.clone(),
+                description: rows
+                    .iter()
+                    .find(|r| r.id.to_string() == conflict.id)
+                    .map(Row::described)
+                    .unwrap_or_else(|| format!("dated {}", conflict.date)),
             },
-        )
+            None => OverlapCheck::Clear,
+        })
     }
 
     async fn find_written(
@@ -822,15 +922,15 @@ impl Connector for TripletexConnector {
             };
             let id = parse_id(&owned.id, "record id")?;
             self.put_row(id, |row| {
-                Ok(DetailsWrite {
-                    id: Some(id),
-                    version: row.version,
-                    employment: None,
-                    date: None,
-                    remuneration_type: None,
-                    annual_salary: annual.clone(),
-                    hourly_wage: hourly.clone(),
-                })
+                Ok(DetailsWrite::salary_only(
+                    Some(id),
+                    row.version,
+                    None,
+                    None,
+                    None,
+                    annual.clone(),
+                    hourly.clone(),
+                ))
             })
             .await?;
             return Ok(WriteReport {
@@ -842,35 +942,59 @@ impl Connector for TripletexConnector {
         }
 
         let employment = parse_id(&position.employment_id, "employment id")?;
-        let written = match owned {
-            Some(owned) => {
-                let id = parse_id(&owned.id, "record id")?;
-                // An update also zeroes the other amount, so a change of unit (hourly to
-                // monthly) leaves no stale figure behind.
-                let zero = amount_raw(Some(Decimal::ZERO))?;
-                self.put_row(id, |row| {
-                    Ok(DetailsWrite {
-                        id: Some(id),
-                        version: row.version,
-                        employment: Some(IdRef { id: employment }),
-                        date: Some(start.clone()),
-                        remuneration_type: want.remuneration_type,
-                        annual_salary: annual.clone().or_else(|| zero.clone()),
-                        hourly_wage: hourly.clone().or_else(|| zero.clone()),
-                    })
+        let date = change.salary.start_date;
+        let rows = self.details_rows(&position.employment_id).await?;
+        let owned_row = owned
+            .filter(|o| o.employment_id == position.employment_id)
+            .and_then(|o| rows.iter().find(|r| r.id.to_string() == o.id));
+        // The row already dated the start day: this salary's own, else the one found there.
+        // The overlap step let the salary through, so that row is the employment's base
+        // (hiring) row, one holding no salary (a delete's cleared row), or one salary-sync
+        // wrote for another HR salary of the employee: the salary goes into it, in place.
+        let same_day = owned_row
+            .filter(|r| r.date == Some(date))
+            .or_else(|| rows.iter().find(|r| r.date == Some(date)));
+        // An update also zeroes the other amount, so a change of unit (hourly to monthly)
+        // leaves no stale figure behind.
+        let zero = amount_raw(Some(Decimal::ZERO))?;
+        let written = match same_day.or(owned_row) {
+            // A PUT is partial (the spec's PUT body: "Partial object describing what should be
+            // updated"): only the salary fields (and the date, when the salary's own row
+            // moves) are sent, so the row keeps every other term it has.
+            Some(row) => {
+                let id = row.id;
+                let moves = row.date != Some(date);
+                self.put_row(id, |current| {
+                    Ok(DetailsWrite::salary_only(
+                        Some(id),
+                        current.version,
+                        moves.then_some(IdRef { id: employment }),
+                        moves.then(|| start.clone()),
+                        want.remuneration_type,
+                        annual.clone().or_else(|| zero.clone()),
+                        hourly.clone().or_else(|| zero.clone()),
+                    ))
                 })
                 .await?
             }
+            // A new row is the employment's whole state from its date: it carries every
+            // writable term of the row in force on that date (the latest row dated before it),
+            // and changes only the salary fields.
             None => {
-                let body = DetailsWrite {
-                    id: None,
-                    version: None,
-                    employment: Some(IdRef { id: employment }),
-                    date: Some(start.clone()),
-                    remuneration_type: want.remuneration_type,
-                    annual_salary: annual,
-                    hourly_wage: hourly,
-                };
+                let in_force = rows
+                    .iter()
+                    .filter(|r| r.date.is_some_and(|d| d < date))
+                    .max_by_key(|r| (r.date, r.id));
+                let body = DetailsWrite::salary_only(
+                    None,
+                    None,
+                    Some(IdRef { id: employment }),
+                    Some(start.clone()),
+                    want.remuneration_type,
+                    annual,
+                    hourly,
+                )
+                .carrying(in_force.map(|r| r.terms.clone()).unwrap_or_default());
                 let request =
                     Request::get("/employee/employment/details").with_body(Method::POST, &body)?;
                 let created: Single<DetailsRow> = self.fetch(&request).await?;

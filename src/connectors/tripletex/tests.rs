@@ -101,6 +101,7 @@ fn rows_match_on_date_type_and_exact_amount() {
         remuneration_type: Some(MONTHLY_WAGE.into()),
         annual_salary: Some(dec("624000.0")),
         hourly_wage: Some(Decimal::ZERO),
+        terms: Terms::default(),
     };
     let monthly = target(&with_unit(
         ChangeKind::Created,

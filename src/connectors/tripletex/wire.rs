@@ -87,11 +87,72 @@ pub struct DetailsRow {
     pub annual_salary: Option<Box<RawValue>>,
     #[serde(default)]
     pub hourly_wage: Option<Box<RawValue>>,
+    #[serde(default)]
+    pub employment_type: Option<String>,
+    #[serde(default)]
+    pub employment_form: Option<String>,
+    #[serde(default)]
+    pub maritime_employment: Option<Box<RawValue>>,
+    #[serde(default)]
+    pub working_hours_scheme: Option<String>,
+    #[serde(default)]
+    pub shift_duration_hours: Option<Box<RawValue>>,
+    #[serde(default)]
+    pub occupation_code: Option<IdRead>,
+    #[serde(default)]
+    pub percentage_of_full_time_equivalent: Option<Box<RawValue>>,
+    #[serde(default)]
+    pub payroll_tax_municipality_id: Option<IdRead>,
 }
 
-#[derive(Debug, Serialize)]
+/// A reference as read: `{id, url, ...}`; only the id is kept.
+#[derive(Debug, Deserialize)]
+pub struct IdRead {
+    #[serde(default)]
+    pub id: Option<i64>,
+}
+
+impl DetailsRow {
+    /// The row's writable terms, to be carried forward (JSON `null`s dropped: the spec has
+    /// no nullable fields, so a `null` is never sent back).
+    pub fn terms(&self) -> Terms {
+        let keep = |v: &Option<Box<RawValue>>| v.as_ref().filter(|r| r.get() != "null").cloned();
+        let id = |r: &Option<IdRead>| r.as_ref().and_then(|r| r.id).map(|id| IdRef { id });
+        Terms {
+            employment_type: self.employment_type.clone(),
+            employment_form: self.employment_form.clone(),
+            maritime_employment: keep(&self.maritime_employment),
+            working_hours_scheme: self.working_hours_scheme.clone(),
+            shift_duration_hours: keep(&self.shift_duration_hours),
+            occupation_code: id(&self.occupation_code),
+            percentage_of_full_time_equivalent: keep(&self.percentage_of_full_time_equivalent),
+            payroll_tax_municipality_id: id(&self.payroll_tax_municipality_id),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct IdRef {
     pub id: i64,
+}
+
+/// Every writable field of an `EmploymentDetails` row except the salary fields (`annualSalary`,
+/// `hourlyWage`, `remunerationType`) and the row's place (`employment`, `date`): Tripletex's
+/// OpenAPI spec 2.72.00 (`components.schemas.EmploymentDetails`) marks only `changes`, `url`
+/// and `monthlySalary` read-only. A new row is the employment's whole state from its date, so
+/// these are read from the row in force on that date and written again unchanged. Numbers
+/// stay raw JSON text (never a float); a reference keeps only its `id` (the rest of the
+/// referenced object is read-only or not ours to send).
+#[derive(Debug, Clone, Default)]
+pub struct Terms {
+    pub employment_type: Option<String>,
+    pub employment_form: Option<String>,
+    pub maritime_employment: Option<Box<RawValue>>,
+    pub working_hours_scheme: Option<String>,
+    pub shift_duration_hours: Option<Box<RawValue>>,
+    pub occupation_code: Option<IdRef>,
+    pub percentage_of_full_time_equivalent: Option<Box<RawValue>>,
+    pub payroll_tax_municipality_id: Option<IdRef>,
 }
 
 /// An employment details row as written (POST, or PUT with `id` and `version`). Absent
@@ -113,6 +174,71 @@ pub struct DetailsWrite {
     pub annual_salary: Option<Box<RawValue>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hourly_wage: Option<Box<RawValue>>,
+    // The terms carried forward from the row in force (a POST, see `Terms`); absent from a
+    // PUT, which is a partial update ("Partial object describing what should be updated",
+    // the spec's PUT body) and leaves them as they are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub employment_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub employment_form: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maritime_employment: Option<Box<RawValue>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub working_hours_scheme: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shift_duration_hours: Option<Box<RawValue>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub occupation_code: Option<IdRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub percentage_of_full_time_equivalent: Option<Box<RawValue>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payroll_tax_municipality_id: Option<IdRef>,
+}
+
+impl DetailsWrite {
+    /// Only the salary fields (and the row's place); the terms are left out.
+    pub fn salary_only(
+        id: Option<i64>,
+        version: Option<i64>,
+        employment: Option<IdRef>,
+        date: Option<String>,
+        remuneration_type: Option<&'static str>,
+        annual_salary: Option<Box<RawValue>>,
+        hourly_wage: Option<Box<RawValue>>,
+    ) -> Self {
+        Self {
+            id,
+            version,
+            employment,
+            date,
+            remuneration_type,
+            annual_salary,
+            hourly_wage,
+            employment_type: None,
+            employment_form: None,
+            maritime_employment: None,
+            working_hours_scheme: None,
+            shift_duration_hours: None,
+            occupation_code: None,
+            percentage_of_full_time_equivalent: None,
+            payroll_tax_municipality_id: None,
+        }
+    }
+
+    /// This write with `terms` carried in it.
+    pub fn carrying(self, terms: Terms) -> Self {
+        Self {
+            employment_type: terms.employment_type,
+            employment_form: terms.employment_form,
+            maritime_employment: terms.maritime_employment,
+            working_hours_scheme: terms.working_hours_scheme,
+            shift_duration_hours: terms.shift_duration_hours,
+            occupation_code: terms.occupation_code,
+            percentage_of_full_time_equivalent: terms.percentage_of_full_time_equivalent,
+            payroll_tax_municipality_id: terms.payroll_tax_municipality_id,
+            ..self
+        }
+    }
 }
 
 /// The error body: `{"status","code","message","developerMessage","validationMessages",
@@ -224,15 +350,15 @@ mod tests {
 
     #[test]
     fn writes_leave_absent_fields_out() {
-        let body = DetailsWrite {
-            id: None,
-            version: None,
-            employment: Some(IdRef { id: 5 }),
-            date: Some("2026-01-01".into()),
-            remuneration_type: Some("MONTHLY_WAGE"),
-            annual_salary: raw_from_decimal(Decimal::new(624_000_000, 2)).ok(),
-            hourly_wage: None,
-        };
+        let body = DetailsWrite::salary_only(
+            None,
+            None,
+            Some(IdRef { id: 5 }),
+            Some("2026-01-01".into()),
+            Some("MONTHLY_WAGE"),
+            raw_from_decimal(Decimal::new(624_000_000, 2)).ok(),
+            None,
+        );
         let text = serde_json::to_string(&body).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             text,

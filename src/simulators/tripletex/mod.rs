@@ -80,7 +80,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use faults::{Fault, FaultKind, Faults};
-pub use model::{DetailsRow, RemunerationType, Seed, SeedDetails, SeedEmployee, SeedEmployment};
+pub use model::{
+    DetailsRow, RemunerationType, Seed, SeedDetails, SeedEmployee, SeedEmployment, Terms,
+};
 
 use server::{lock, Shared};
 
@@ -171,6 +173,15 @@ impl Control {
             .details_of(Some(&[employment_id]))
             .into_iter()
             .cloned()
+            .collect()
+    }
+
+    /// The rows of one employment written through the API (POSTed), by id: not the seed's
+    /// rows, nor the hiring row position sync made (an API write may have updated those).
+    pub fn written_details(&self, employment_id: i64) -> Vec<DetailsRow> {
+        self.details(employment_id)
+            .into_iter()
+            .filter(|d| !d.seeded)
             .collect()
     }
 

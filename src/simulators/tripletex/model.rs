@@ -51,6 +51,11 @@ pub struct Seed {
     /// The length of one rate-limit period, in seconds (at least 1).
     #[serde(default = "default_rate_window_s")]
     pub rate_window_s: u64,
+    /// How many days Tripletex's own date is ahead of the UTC date. Tripletex runs on Norwegian
+    /// time: between midnight in Oslo and midnight UTC its date is already tomorrow's (1). A
+    /// session's `expirationDate` must be after Tripletex's date, not the client's.
+    #[serde(default)]
+    pub date_ahead_days: u32,
 }
 
 fn default_rate_limit() -> u32 {
@@ -109,6 +114,60 @@ pub struct SeedDetails {
     /// Position size in percent.
     #[serde(with = "rust_decimal::serde::str")]
     pub percentage_of_full_time_equivalent: Decimal,
+    /// The row's other terms (employment type, form, working hours, ...); absent in a seed
+    /// file, they are what position sync usually sets ([`Terms::hiring`]).
+    #[serde(default = "Terms::hiring")]
+    pub terms: Terms,
+}
+
+/// A details row's terms other than the salary and the position size: every other writable
+/// field of Tripletex's `EmploymentDetails` (OpenAPI spec 2.72.00, `components.schemas.
+/// EmploymentDetails`: the properties not marked `readOnly`). Enum values are kept as the
+/// spec's strings and checked against its enums when written.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Terms {
+    /// `employmentType` (ORDINARY, MARITIME, FREELANCE, NOT_CHOSEN).
+    pub employment_type: String,
+    /// `employmentForm` (PERMANENT, TEMPORARY, ..., NOT_CHOSEN).
+    pub employment_form: String,
+    /// `workingHoursScheme` (NOT_SHIFT, ROUND_THE_CLOCK, ..., NOT_CHOSEN).
+    pub working_hours_scheme: String,
+    /// `shiftDurationHours`.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub shift_duration_hours: Decimal,
+    /// `occupationCode.id`, when set.
+    pub occupation_code_id: Option<i64>,
+    /// `payrollTaxMunicipalityId.id`, when set.
+    pub payroll_tax_municipality_id: Option<i64>,
+    /// `maritimeEmployment`, as sent (an object), when set.
+    pub maritime_employment: Option<serde_json::Value>,
+}
+
+impl Terms {
+    /// What a row POSTed without these fields gets. The spec publishes no defaults; every enum
+    /// has a `NOT_CHOSEN` value, which is what an unset choice reads as, and numbers are 0 (a
+    /// position size left out reads as 0 %, as seen against Tripletex in issue 11).
+    pub fn unset() -> Self {
+        Self {
+            employment_type: "NOT_CHOSEN".into(),
+            employment_form: "NOT_CHOSEN".into(),
+            working_hours_scheme: "NOT_CHOSEN".into(),
+            shift_duration_hours: Decimal::ZERO,
+            occupation_code_id: None,
+            payroll_tax_municipality_id: None,
+            maritime_employment: None,
+        }
+    }
+
+    /// What position sync usually sets on the hiring row of an ordinary permanent position.
+    pub fn hiring() -> Self {
+        Self {
+            employment_type: "ORDINARY".into(),
+            employment_form: "PERMANENT".into(),
+            working_hours_scheme: "NOT_SHIFT".into(),
+            ..Self::unset()
+        }
+    }
 }
 
 /// `remunerationType` values from the Tripletex spec.
@@ -175,7 +234,10 @@ pub struct DetailsRow {
     /// Position size in percent.
     #[serde(with = "rust_decimal::serde::str")]
     pub percentage_of_full_time_equivalent: Decimal,
-    /// True when the row came from the seed rather than from an API write.
+    /// The row's other writable terms.
+    pub terms: Terms,
+    /// True when the row came from the seed (or is the hiring row position sync made) rather
+    /// than from an API write.
     pub seeded: bool,
 }
 
@@ -281,6 +343,7 @@ impl Company {
                 annual_salary: d.annual_salary,
                 hourly_wage: d.hourly_wage,
                 percentage_of_full_time_equivalent: d.percentage_of_full_time_equivalent,
+                terms: d.terms.clone(),
                 seeded: true,
             };
             if details.insert(d.id, row).is_some() {
@@ -288,7 +351,33 @@ impl Company {
             }
         }
         // New rows get ids well above the seeded ones, so a test can tell them apart at a glance.
-        let next_details_id = details.keys().max().map_or(1000, |max| (max + 1).max(1000));
+        let mut next_details_id = details.keys().max().map_or(1000, |max| (max + 1).max(1000));
+        // Tripletex requires a details row on every employment, dated its start: position sync
+        // creates it with the employment (issue 11, point 2). A seed that gives no row on that
+        // date gets one without a salary (position sync sets the salary only when it knows it).
+        let dated: BTreeSet<(i64, NaiveDate)> = details
+            .values()
+            .map(|d| (d.employment_id, d.date))
+            .collect();
+        for m in employments.values() {
+            if dated.contains(&(m.id, m.start_date)) {
+                continue;
+            }
+            let row = DetailsRow {
+                id: next_details_id,
+                version: 0,
+                employment_id: m.id,
+                date: m.start_date,
+                remuneration_type: Some(RemunerationType::NotChosen),
+                annual_salary: Decimal::ZERO,
+                hourly_wage: Decimal::ZERO,
+                percentage_of_full_time_equivalent: Decimal::ONE_HUNDRED,
+                terms: Terms::hiring(),
+                seeded: true,
+            };
+            details.insert(row.id, row);
+            next_details_id += 1;
+        }
         let mut employments_by_employee: HashMap<i64, Vec<i64>> = HashMap::new();
         for m in employments.values() {
             employments_by_employee
@@ -493,12 +582,19 @@ impl Company {
             version: 0,
             employment_id,
             date,
-            remuneration_type: input.remuneration_type,
+            remuneration_type: Some(
+                input
+                    .remuneration_type
+                    .unwrap_or(RemunerationType::NotChosen),
+            ),
             annual_salary: input.annual_salary.unwrap_or_default(),
             hourly_wage: input.hourly_wage.unwrap_or_default(),
+            // A new row is the employment's whole state from its date: what it leaves out gets
+            // the defaults, not the terms of the row before it.
             percentage_of_full_time_equivalent: input
                 .percentage_of_full_time_equivalent
-                .unwrap_or(Decimal::ONE_HUNDRED),
+                .unwrap_or(Decimal::ZERO),
+            terms: input.terms.apply(Terms::unset()),
             seeded: false,
         };
         self.next_details_id += 1;
@@ -536,6 +632,7 @@ impl Company {
             percentage_of_full_time_equivalent: input
                 .percentage_of_full_time_equivalent
                 .unwrap_or(current.percentage_of_full_time_equivalent),
+            terms: input.terms.apply(current.terms.clone()),
             seeded: current.seeded,
         };
         if employment_id != current.employment_id {
@@ -625,6 +722,10 @@ impl Seed {
     /// | 103 Per Olsen | 19 | per@example.no | 204 from 2021-06-01, open | 901: 2026-01-01, MONTHLY_WAGE, 600 000, a foreign row to provoke an overlap |
     /// | 104 Lise Berg | 20 | lise@example.no | none (salary sync has nothing to match) | |
     /// | 105 Nils Dahl | 21 | nils@example.no | 205 from 2022-02-01, open | none (hourly worker) |
+    /// | 106 Eva Lie | 22 | eva@example.no | 206 from 2026-01-01, open | 902: 2026-01-01, her hiring row, 60 %, 540 000 |
+    ///
+    /// Every employment without a row dated its start gets the hiring row position sync makes
+    /// (no salary, 100 %, ORDINARY / PERMANENT / NOT_SHIFT), with an id from 1000 up.
     pub fn demo() -> Self {
         let employee =
             |id: i64, number: &str, first: &str, last: &str, employments: Vec<SeedEmployment>| {
@@ -674,19 +775,36 @@ impl Seed {
                 employee(103, "19", "Per", "Olsen", vec![open(204, date(2021, 6, 1))]),
                 employee(104, "20", "Lise", "Berg", vec![]),
                 employee(105, "21", "Nils", "Dahl", vec![open(205, date(2022, 2, 1))]),
+                employee(106, "22", "Eva", "Lie", vec![open(206, date(2026, 1, 1))]),
             ],
-            details: vec![SeedDetails {
-                id: 901,
-                employment_id: 204,
-                date: date(2026, 1, 1),
-                remuneration_type: RemunerationType::MonthlyWage,
-                annual_salary: Decimal::from(600_000),
-                hourly_wage: Decimal::ZERO,
-                percentage_of_full_time_equivalent: Decimal::ONE_HUNDRED,
-            }],
+            details: vec![
+                SeedDetails {
+                    id: 901,
+                    employment_id: 204,
+                    date: date(2026, 1, 1),
+                    remuneration_type: RemunerationType::MonthlyWage,
+                    annual_salary: Decimal::from(600_000),
+                    hourly_wage: Decimal::ZERO,
+                    percentage_of_full_time_equivalent: Decimal::ONE_HUNDRED,
+                    terms: Terms::hiring(),
+                },
+                // Eva's hiring row, as position sync made it: a 60 % position with the agreed
+                // salary. A salary starting on her first day updates this row in place.
+                SeedDetails {
+                    id: 902,
+                    employment_id: 206,
+                    date: date(2026, 1, 1),
+                    remuneration_type: RemunerationType::MonthlyWage,
+                    annual_salary: Decimal::from(540_000),
+                    hourly_wage: Decimal::ZERO,
+                    percentage_of_full_time_equivalent: Decimal::from(60),
+                    terms: Terms::hiring(),
+                },
+            ],
             reject_duplicate_dates: false,
             rate_limit: default_rate_limit(),
             rate_window_s: default_rate_window_s(),
+            date_ahead_days: 0,
         }
     }
 }
@@ -717,7 +835,14 @@ mod tests {
             .employees
             .iter()
             .all(|e| e.employments.iter().all(|m| m.start_date > NaiveDate::MIN)));
-        assert_eq!(c.details.len(), 1);
+        // Every employment has its hiring row, dated its start; the seed's two rows are kept.
+        for m in c.employments.values() {
+            let rows = c.details_of(Some(&[m.id]));
+            assert!(rows.iter().any(|d| d.date == m.start_date), "{}", m.id);
+        }
+        assert_eq!(c.details.len(), 2 + c.employments.len() - 1);
+        let eva = c.details_row(902).unwrap();
+        assert_eq!(eva.percentage_of_full_time_equivalent, Decimal::from(60));
     }
 
     #[test]
@@ -741,19 +866,25 @@ mod tests {
     #[test]
     fn date_outside_employment_is_refused() {
         let mut c = company();
+        let before = c.details.len();
         let err = c.create_details(input(202, "2024-02-01")).unwrap_err();
         assert_eq!((err.status, err.code), (422, 15000));
         let err = c.create_details(input(999, "2024-02-01")).unwrap_err();
         assert_eq!((err.status, err.code), (422, 15000));
-        assert_eq!(c.details.len(), 1);
+        assert_eq!(c.details.len(), before);
     }
 
     #[test]
     fn details_lookup_follows_a_row_moved_to_another_employment() {
         let mut c = company();
         let row = c.create_details(input(201, "2026-01-01")).unwrap();
+        // The rows written through the API (not the hiring rows).
         let ids = |c: &Company, m: i64| -> Vec<i64> {
-            c.details_of(Some(&[m])).iter().map(|d| d.id).collect()
+            c.details_of(Some(&[m]))
+                .iter()
+                .filter(|d| !d.seeded)
+                .map(|d| d.id)
+                .collect()
         };
         assert_eq!(ids(&c, 201), vec![row.id]);
         let moved = DetailsInput {
@@ -763,9 +894,26 @@ mod tests {
         c.update_details(row.id, moved).unwrap();
         assert_eq!(ids(&c, 201), Vec::<i64>::new());
         assert_eq!(ids(&c, 203), vec![row.id]);
-        assert_eq!(c.details_of(Some(&[203, 203, 204])).len(), 2);
+        // 203's hiring row and the moved one; 204's hiring row and row 901.
+        assert_eq!(c.details_of(Some(&[203, 203, 204])).len(), 4);
         let ola: Vec<i64> = c.employments_of(Some(102)).iter().map(|m| m.id).collect();
         assert_eq!(ola, vec![202, 203]);
+    }
+
+    #[test]
+    fn a_posted_row_gets_the_defaults_and_a_put_keeps_what_it_leaves_out() {
+        let mut c = company();
+        // Row 902 (Eva's hiring row) is a 60 % ordinary permanent position.
+        let posted = c.create_details(input(206, "2026-03-01")).unwrap();
+        assert_eq!(posted.percentage_of_full_time_equivalent, Decimal::ZERO);
+        assert_eq!(posted.terms, Terms::unset());
+        let update = DetailsInput {
+            annual_salary: Some(Decimal::from(1)),
+            ..DetailsInput::default()
+        };
+        let put = c.update_details(902, update).unwrap();
+        assert_eq!(put.percentage_of_full_time_equivalent, Decimal::from(60));
+        assert_eq!(put.terms, Terms::hiring());
     }
 
     #[test]

@@ -136,10 +136,14 @@ impl Shared {
     }
 }
 
-/// The wall clock's date, for session expiry. The simulator is a fake server, not part of the
-/// daemon, so it reads the clock itself rather than through `crate::clock`.
-fn today() -> NaiveDate {
-    chrono::Utc::now().date_naive()
+/// Tripletex's date, for session expiry: the UTC date plus [`super::Seed::date_ahead_days`]
+/// (Tripletex keeps Norwegian time, a day ahead of UTC after midnight in Oslo). The simulator
+/// is a fake server, not part of the daemon, so it reads the clock itself rather than through
+/// `crate::clock`.
+fn today(company: &super::model::Company) -> NaiveDate {
+    let utc = chrono::Utc::now().date_naive();
+    utc.checked_add_days(chrono::Days::new(u64::from(company.seed.date_ahead_days)))
+        .unwrap_or(utc)
 }
 
 /// The router: everything goes through [`handle`], which routes by hand so that `>whoAmI`,
@@ -458,11 +462,12 @@ fn api(
             return Err(ApiError::method_not_allowed(method.as_str(), path));
         }
         let mut company = lock(&shared.company);
+        let today = today(&company);
         let (token, session) = company.create_session(
             params.get("consumerToken"),
             params.get("employeeToken"),
             params.get("expirationDate"),
-            today(),
+            today,
             new_token(),
         )?;
         return Ok((
@@ -473,7 +478,8 @@ fn api(
 
     let (user, token) = basic_auth(headers)?;
     let mut company = lock(&shared.company);
-    company.authenticate(&user, &token, today())?;
+    let today = today(&company);
+    company.authenticate(&user, &token, today)?;
 
     let read = |value: Value| Ok((Answer::ok(200, value), false));
     match segments.as_slice() {

@@ -12,7 +12,9 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde_json::{json, Map, Number, Value};
 
-use super::model::{Company, DetailsRow, Employee, Employment, RemunerationType, Seed, Session};
+use super::model::{
+    Company, DetailsRow, Employee, Employment, RemunerationType, Seed, Session, Terms,
+};
 
 /// An error answer in Tripletex's envelope
 /// (`{"status","code","message","developerMessage","validationMessages","requestId"}`).
@@ -202,9 +204,10 @@ pub(crate) fn details(base: &str, d: &DetailsRow) -> Value {
         "url": format!("{base}/employee/employment/details/{}", d.id),
         "employment": reference(base, "employee/employment", d.employment_id),
         "date": d.date.to_string(),
-        "employmentType": "ORDINARY",
-        "employmentForm": "PERMANENT",
-        "workingHoursScheme": "NOT_SHIFT",
+        "employmentType": d.terms.employment_type,
+        "employmentForm": d.terms.employment_form,
+        "workingHoursScheme": d.terms.working_hours_scheme,
+        "shiftDurationHours": number(d.terms.shift_duration_hours),
         "percentageOfFullTimeEquivalent": number(d.percentage_of_full_time_equivalent),
         "annualSalary": number(d.annual_salary),
         "hourlyWage": number(d.hourly_wage),
@@ -212,6 +215,16 @@ pub(crate) fn details(base: &str, d: &DetailsRow) -> Value {
     });
     if let Some(t) = d.remuneration_type {
         value["remunerationType"] = Value::String(t.as_str().into());
+    }
+    // References are `{id, url}` (the spec has no nullable fields: an unset one is left out).
+    if let Some(id) = d.terms.occupation_code_id {
+        value["occupationCode"] = reference(base, "employee/employment/occupationCode", id);
+    }
+    if let Some(id) = d.terms.payroll_tax_municipality_id {
+        value["payrollTaxMunicipalityId"] = reference(base, "municipality", id);
+    }
+    if let Some(m) = &d.terms.maritime_employment {
+        value["maritimeEmployment"] = m.clone();
     }
     value
 }
@@ -318,7 +331,62 @@ pub(crate) struct DetailsInput {
     pub annual_salary: Option<Decimal>,
     pub hourly_wage: Option<Decimal>,
     pub percentage_of_full_time_equivalent: Option<Decimal>,
+    pub terms: TermsInput,
 }
+
+/// The other writable terms of a details body, each `None` when absent.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct TermsInput {
+    pub employment_type: Option<String>,
+    pub employment_form: Option<String>,
+    pub working_hours_scheme: Option<String>,
+    pub shift_duration_hours: Option<Decimal>,
+    pub occupation_code_id: Option<i64>,
+    pub payroll_tax_municipality_id: Option<i64>,
+    pub maritime_employment: Option<Value>,
+}
+
+impl TermsInput {
+    /// `base` with the fields this body sets replaced: a PUT applies it to the stored row (a
+    /// partial update), a POST to [`Terms::unset`].
+    pub(crate) fn apply(self, base: Terms) -> Terms {
+        Terms {
+            employment_type: self.employment_type.unwrap_or(base.employment_type),
+            employment_form: self.employment_form.unwrap_or(base.employment_form),
+            working_hours_scheme: self
+                .working_hours_scheme
+                .unwrap_or(base.working_hours_scheme),
+            shift_duration_hours: self
+                .shift_duration_hours
+                .unwrap_or(base.shift_duration_hours),
+            occupation_code_id: self.occupation_code_id.or(base.occupation_code_id),
+            payroll_tax_municipality_id: self
+                .payroll_tax_municipality_id
+                .or(base.payroll_tax_municipality_id),
+            maritime_employment: self.maritime_employment.or(base.maritime_employment),
+        }
+    }
+}
+
+/// The spec's enums for the terms' string fields (`components.schemas.EmploymentDetails`).
+const EMPLOYMENT_TYPES: &[&str] = &["ORDINARY", "MARITIME", "FREELANCE", "NOT_CHOSEN"];
+const EMPLOYMENT_FORMS: &[&str] = &[
+    "PERMANENT",
+    "TEMPORARY",
+    "PERMANENT_AND_HIRED_OUT",
+    "TEMPORARY_AND_HIRED_OUT",
+    "TEMPORARY_ON_CALL",
+    "NOT_CHOSEN",
+];
+const WORKING_HOURS_SCHEMES: &[&str] = &[
+    "NOT_SHIFT",
+    "ROUND_THE_CLOCK",
+    "SHIFT_365",
+    "OFFSHORE_336",
+    "CONTINUOUS",
+    "OTHER_SHIFT",
+    "NOT_CHOSEN",
+];
 
 /// Reads a details body. Invalid JSON is 22000; a field of the wrong type 16000; a value out of
 /// range (a negative amount, a date that is not a date) 15000. Every bad field is named.
@@ -367,7 +435,57 @@ pub(crate) fn details_input(body: &[u8]) -> Result<DetailsInput, ApiError> {
         },
         Some(_) => mapping.push(("remunerationType", "Must be a string.".to_string())),
     }
+    for (name, slot, allowed) in [
+        (
+            "employmentType",
+            &mut input.terms.employment_type,
+            EMPLOYMENT_TYPES,
+        ),
+        (
+            "employmentForm",
+            &mut input.terms.employment_form,
+            EMPLOYMENT_FORMS,
+        ),
+        (
+            "workingHoursScheme",
+            &mut input.terms.working_hours_scheme,
+            WORKING_HOURS_SCHEMES,
+        ),
+    ] {
+        match fields.get(name) {
+            None => {}
+            Some(Value::String(v)) if allowed.contains(&v.as_str()) => *slot = Some(v.clone()),
+            Some(Value::String(v)) => mapping.push((name, format!("Unknown value {v:?}."))),
+            Some(_) => mapping.push((name, "Must be a string.".to_string())),
+        }
+    }
+    for (name, slot) in [
+        ("occupationCode", &mut input.terms.occupation_code_id),
+        (
+            "payrollTaxMunicipalityId",
+            &mut input.terms.payroll_tax_municipality_id,
+        ),
+    ] {
+        match fields.get(name) {
+            None => {}
+            Some(Value::Object(r)) => match r.get("id").and_then(Value::as_i64) {
+                Some(id) => *slot = Some(id),
+                None => mapping.push((name, "Must be an object {\"id\": N}.".to_string())),
+            },
+            Some(_) => mapping.push((name, "Must be an object {\"id\": N}.".to_string())),
+        }
+    }
+    match fields.get("maritimeEmployment") {
+        None => {}
+        Some(m @ Value::Object(_)) => input.terms.maritime_employment = Some(m.clone()),
+        Some(_) => mapping.push(("maritimeEmployment", "Must be an object.".to_string())),
+    }
     for (name, slot, max) in [
+        (
+            "shiftDurationHours",
+            &mut input.terms.shift_duration_hours,
+            None,
+        ),
         ("annualSalary", &mut input.annual_salary, None),
         ("hourlyWage", &mut input.hourly_wage, None),
         (
