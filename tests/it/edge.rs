@@ -163,3 +163,89 @@ async fn issue13_a_stale_admin_json_port_taken_by_another_process_receives_no_to
     assert!(out.contains("sal-stale"), "not stored directly: {out}");
     sim.shutdown().await;
 }
+
+/// Issue 13 point 5 and Validation: a batch beyond the bound is 413, a 422 is bounded, an
+/// event far in the future is 422, and every error answer of the webhook is JSON (404, 405, a
+/// malformed chunk size as 400).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue13_webhook_answers_are_bounded_and_json() {
+    use salary_sync::api::signature::sign;
+    let sim = start_sim(Seed::demo()).await;
+    let webhook =
+        format!("[webhook]\nlisten = \"127.0.0.1:0\"\nsecret = {{ env = \"{SECRET_ENV}\" }}\n");
+    let setup = setup_with(&sim.control().base_url(), 50, &webhook);
+    std::env::set_var(SECRET_ENV, "whsec-edge");
+    let daemon = DaemonProcess::spawn(&setup, "daemon.log");
+    let _admin = Admin::wait(&setup.store, daemon.child.id()).await;
+    let addr = Discovery::read(&setup.store)
+        .and_then(|d| d.webhook)
+        .unwrap_or_else(|| panic!("webhook address"));
+    let url = format!("http://{addr}/v1/salary-events");
+    let client = reqwest::Client::new();
+    let post = |body: Vec<u8>| {
+        let t = chrono::Utc::now().timestamp();
+        client
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("x-salary-sync-timestamp", t.to_string())
+            .header("x-salary-sync-signature", sign(b"whsec-edge", t, &body))
+            .body(body)
+            .send()
+    };
+    let answer = |r: reqwest::Response| async move {
+        let status = r.status().as_u16();
+        (
+            status,
+            r.json::<serde_json::Value>().await.unwrap_or_default(),
+        )
+    };
+    let one = |id: &str| {
+        event(
+            id,
+            "created",
+            "2026-11-20T09:00:00Z",
+            "sal-edge",
+            serde_json::json!({"id": "k", "payroll_employee_id": "101"}),
+            "-1",
+            "NOK",
+            "monthly",
+            "2026-01-01",
+        )
+    };
+    let many: Vec<_> = (0..1001).map(|i| one(&format!("e{i}"))).collect();
+    let r = post(serde_json::to_vec(&many).unwrap_or_default()).await;
+    let (status, body) = answer(r.unwrap_or_else(|e| panic!("{e}"))).await;
+    assert_eq!(status, 413, "{body}");
+    let bad: Vec<_> = (0..300).map(|i| one(&format!("e{i}"))).collect();
+    let r = post(serde_json::to_vec(&bad).unwrap_or_default()).await;
+    let (status, body) = answer(r.unwrap_or_else(|e| panic!("{e}"))).await;
+    assert_eq!(status, 422);
+    assert_eq!(body["invalid"], 300, "{body}");
+    assert_eq!(body["results"].as_array().map(Vec::len), Some(100));
+    let mut future = one("e-future");
+    future["salary"]["amount"] = serde_json::json!("1000");
+    future["occurred_at"] =
+        serde_json::json!((chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339());
+    let r = post(serde_json::to_vec(&future).unwrap_or_default()).await;
+    let (status, body) = answer(r.unwrap_or_else(|e| panic!("{e}"))).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["results"][0]["field"], "occurred_at", "{body}");
+    for (r, expected) in [
+        (client.get(&url).send().await, 405),
+        (client.post(format!("http://{addr}/nope")).send().await, 404),
+    ] {
+        let (status, body) = answer(r.unwrap_or_else(|e| panic!("{e}"))).await;
+        assert_eq!(status, expected);
+        assert!(body["error"].is_string(), "{expected}: {body}");
+    }
+    let mut raw = TcpStream::connect(addr).unwrap_or_else(|e| panic!("{e}"));
+    let _ = raw.write_all(
+        b"POST /v1/salary-events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+    );
+    let got = closed_by_peer(raw).unwrap_or_else(|e| panic!("{e}"));
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("HTTP/1.1 400"), "{got}");
+    assert!(got.contains("\"error\""), "{got}");
+    assert_eq!(daemon.terminate(), Some(0));
+    sim.shutdown().await;
+}
