@@ -511,7 +511,16 @@ impl VismaConnector {
         let mut builder = self
             .client
             .request(request.method.clone(), &request.url)
-            .header(ACCEPT, HeaderValue::from_static(MEDIA_TYPE));
+            // Visma Connect's token endpoint answers plain JSON; the payroll media type is
+            // for the Employee API only.
+            .header(
+                ACCEPT,
+                HeaderValue::from_static(if request.call == Call::Token {
+                    "application/json"
+                } else {
+                    MEDIA_TYPE
+                }),
+            );
         if !request.query.is_empty() {
             builder = builder.query(&request.query);
         }
@@ -1053,8 +1062,19 @@ impl VismaConnector {
                 Ok(JobPoll::Done(self.report(change, record, false)))
             }
             JobState::Failed => {
-                let said = wire::summary(&got.validation_results)
-                    .unwrap_or_else(|| "no validation results given".into());
+                // The job's own top-level `message` (FAQ: "message in case of an error") and
+                // its validation results, whichever Visma gave.
+                let message = got
+                    .message
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|m| !m.is_empty());
+                let said = match (message, wire::summary(&got.validation_results)) {
+                    (Some(m), Some(r)) => format!("{m}; {r}"),
+                    (Some(m), None) => m.to_owned(),
+                    (None, Some(r)) => r,
+                    (None, None) => "no message or validation results given".into(),
+                };
                 Err(judged(
                     answer.status,
                     "GET",

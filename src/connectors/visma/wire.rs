@@ -122,6 +122,9 @@ pub struct Job {
     pub created: Option<String>,
     #[serde(default)]
     pub validation_results: Vec<ValidationResult>,
+    /// A failed job's own message (FAQ, "Working with status code 202 and Jobs").
+    #[serde(default)]
+    pub message: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -131,7 +134,8 @@ pub struct ValidationResult {
     pub severity: Option<String>,
     #[serde(default)]
     pub message: Option<String>,
-    #[serde(default, alias = "field")]
+    /// Where in the payload the problem is: `jsonPath` when Visma gives it, else a field name.
+    #[serde(default, alias = "field", alias = "jsonPath")]
     pub property: Option<String>,
 }
 
@@ -303,6 +307,19 @@ mod tests {
         assert_eq!(
             ApiError::parse(b"<html>", "message", "errors"),
             ApiError::default()
+        );
+    }
+
+    #[test]
+    fn a_failed_jobs_message_and_json_paths_are_read() {
+        let job: Job = serde_json::from_str(
+            r#"{"status":"Failed","message":"Position update failed","validationResults":[{"severity":"Error","message":"required","jsonPath":"$.salaryInformation[0].monthlySalary"}]}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(job.message.as_deref(), Some("Position update failed"));
+        assert_eq!(
+            summary(&job.validation_results).as_deref(),
+            Some("[Error] $.salaryInformation[0].monthlySalary: required")
         );
     }
 
