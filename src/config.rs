@@ -713,7 +713,7 @@ page_size = 100
         match &c.integrations[0] {
             IntegrationConfig::VismaPayroll { api, currency, .. } => {
                 assert_eq!(api.page_size, 100);
-                assert_eq!(api.next_page_field, "nextCursor");
+                assert_eq!(api.next_page_field, "cursor.nextToken");
                 assert_eq!(currency, &None);
             }
             other => panic!("{other:?}"),

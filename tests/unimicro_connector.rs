@@ -225,6 +225,27 @@ async fn currency_and_overlap() -> TestResult {
     Ok(())
 }
 
+/// Issue 12, point 1: Unimicro's `BaseCurrencyCode` is a navigation object (`CurrencyCode`
+/// with `Code`) filled by `expand`; the connector reads it in that shape, as a plain string,
+/// and through `BaseCurrencyCodeID` and `currencycodes/{id}` when `expand` is ignored.
+#[tokio::test]
+async fn issue_12_the_base_currency_is_read_as_object_string_or_id() -> TestResult {
+    for shape in [
+        sim::CurrencyShape::Navigation,
+        sim::CurrencyShape::PlainString,
+        sim::CurrencyShape::IdOnly,
+    ] {
+        let mut seed = Seed::demo();
+        seed.currency = "SEK".into();
+        seed.currency_shape = shape;
+        let sim = sim::start(seed).await?;
+        let c = connector(&sim);
+        assert_eq!(c.currency().await?.as_str(), "SEK", "{shape:?}");
+        sim.shutdown().await;
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn create_update_delete_in_place_and_never_delete_the_employment() -> TestResult {
     let sim = start().await;

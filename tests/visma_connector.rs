@@ -119,6 +119,39 @@ fn seed_with_history() -> Seed {
     seed
 }
 
+/// Issue 12, point 2: Visma's only published cursor list nests the token
+/// (`{"cursor":{"nextToken":..},"data":[..]}`); a listing must follow it past the first page.
+/// The top-level variant is followed too, with the same default settings.
+#[tokio::test]
+async fn issue_12_listings_follow_the_nested_and_the_top_level_cursor() -> TestResult {
+    for shape in [sim::CursorShape::Nested, sim::CursorShape::TopLevel] {
+        let mut seed = Seed::demo();
+        seed.cursor = shape;
+        let first = seed
+            .employees
+            .iter_mut()
+            .find(|e| e.id == guid(101))
+            .ok_or("kari")?;
+        // Seven positions, one a year from 2010 (the last open), read in pages of two.
+        first.positions = (0..7u32)
+            .map(|i| sim::SeedPosition {
+                id: guid(7000 + u64::from(i)),
+                active_start: day(&format!("{}-01-01", 2010 + i)),
+                active_end: (i < 6).then(|| day(&format!("{}-12-31", 2010 + i))),
+                salary: Vec::new(),
+            })
+            .collect();
+        let sim = start_with(seed).await;
+        let c = connector(&sim);
+        let pos = c
+            .match_position(&change("created", kari(), "1", "monthly", "2020-01-01"))
+            .await?;
+        assert_eq!(pos.employment_id, guid(7006), "{shape:?}");
+        sim.shutdown().await;
+    }
+    Ok(())
+}
+
 fn spans(entries: &[SalaryEntry]) -> Vec<(Option<NaiveDate>, Option<NaiveDate>)> {
     entries
         .iter()

@@ -3,7 +3,8 @@
 //! (RFC 7523, `client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer`).
 //!
 //! The private key never leaves this type: Debug prints `[redacted]`, and only the signature
-//! goes on the wire. `verify` is the other side, used by the simulator.
+//! goes on the wire. `verify` is the other side, for this module's own tests (the simulator has
+//! its own verifier).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;

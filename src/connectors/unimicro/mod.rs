@@ -749,6 +749,32 @@ impl UnimicroConnector {
                 ))
             })
     }
+
+    /// The company's base currency: `companysettings` with `BaseCurrencyCode` expanded (its
+    /// `Code`, or a plain string), else the `BaseCurrencyCodeID` looked up at
+    /// `currencycodes/{id}`. No `select`: a nested-path select is not published.
+    async fn read_currency(&self) -> Result<Currency, Error> {
+        const PATH: &str = "/api/biz/companysettings";
+        let request = Request::get(PATH).query("expand", "BaseCurrencyCode");
+        let found: serde_json::Value = self.fetch(&request).await?;
+        let code = match wire::BaseCurrency::read(&found) {
+            Some(wire::BaseCurrency::Code(code)) => code,
+            Some(wire::BaseCurrency::Id(id)) => {
+                let path = format!("/api/biz/currencycodes/{id}");
+                let row: serde_json::Value = self.fetch(&Request::get(path.as_str())).await?;
+                wire::currency_code(&row).ok_or_else(|| {
+                    Error::Unexpected(format!("GET {path}: no `Code` in the currency row"))
+                })?
+            }
+            None => {
+                return Err(Error::Unexpected(format!(
+                    "GET {PATH}: neither BaseCurrencyCode nor BaseCurrencyCodeID in the answer; \
+                     check the company's base currency in Unimicro"
+                )))
+            }
+        };
+        Currency::parse(&code).map_err(|m| Error::Unexpected(format!("GET {PATH}: currency {m}")))
+    }
 }
 
 fn read_rates(found: &EmploymentRates, employment: i64) -> Result<Vec<Rate>, Error> {
@@ -829,24 +855,7 @@ impl Connector for UnimicroConnector {
 
     async fn currency(&self) -> Result<Currency, Error> {
         self.currency
-            .get_or_try_init(|| async {
-                let request =
-                    Request::get("/api/biz/companysettings").query("select", "BaseCurrencyCode");
-                // A list (plain array) of one, or the object itself.
-                let found: serde_json::Value = self.fetch(&request).await?;
-                let one = match found {
-                    serde_json::Value::Array(mut items) if !items.is_empty() => items.remove(0),
-                    other => other,
-                };
-                let settings: wire::CompanySettings = serde_json::from_value(one)
-                    .map_err(|e| Error::Unexpected(format!("GET /api/biz/companysettings: {e}")))?;
-                let code = settings.base_currency_code.ok_or_else(|| {
-                    Error::Unexpected("GET /api/biz/companysettings: no BaseCurrencyCode".into())
-                })?;
-                Currency::parse(code.trim()).map_err(|m| {
-                    Error::Unexpected(format!("GET /api/biz/companysettings: currency {m}"))
-                })
-            })
+            .get_or_try_init(|| self.read_currency())
             .await
             .copied()
     }

@@ -2,8 +2,8 @@
 //! reads and writes it. Unimicro does not publish the API name of this record (its product
 //! shows "new pay rate from a date", monthly or annual, future dates allowed), so every name
 //! of it lives in this file and nowhere else. Swapping in the real names is an edit here (and
-//! in docs/payroll-systems/unimicro.md); the Unimicro simulator reads and writes through these
-//! same types on purpose, so it follows the same assumption (SPEC §3).
+//! in docs/payroll-systems/unimicro.md). The Unimicro simulator has its own reading of the
+//! record (`simulators/unimicro/payrate.rs`) and never imports this file (SPEC §3).
 //!
 //! Assumed shape: the employment (`/api/biz/employments/{id}`) has a nested collection
 //! `EmploymentPayRates`, read with `?expand=EmploymentPayRates`, of records

@@ -76,11 +76,57 @@ pub struct Employment {
     pub remuneration_type: Option<i64>,
 }
 
-/// `/api/biz/companysettings`.
-#[derive(Debug, Deserialize)]
-pub struct CompanySettings {
-    #[serde(rename = "BaseCurrencyCode", default)]
-    pub base_currency_code: Option<String>,
+/// Where `companysettings` says the base currency is. Unimicro's entity model has
+/// `BaseCurrencyCodeID` and a navigation property `BaseCurrencyCode` (a `CurrencyCode` with
+/// `Code`), filled when asked for with `expand=BaseCurrencyCode` (its web client does so and
+/// reads `BaseCurrencyCode.Code`). A plain string there is accepted too; with neither, the
+/// id is looked up at `currencycodes/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaseCurrency {
+    Code(String),
+    Id(i64),
+}
+
+impl BaseCurrency {
+    /// Reads one settings object (or the first of a list); `None` when it names no currency.
+    pub fn read(settings: &Value) -> Option<Self> {
+        let one = match settings {
+            Value::Array(items) => items.first()?,
+            other => other,
+        };
+        let code = match one.get("BaseCurrencyCode") {
+            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+            Some(Value::Object(o)) => o
+                .get("Code")
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+            _ => None,
+        };
+        if let Some(code) = code {
+            return Some(Self::Code(code));
+        }
+        let id = one
+            .get("BaseCurrencyCodeID")
+            .or_else(|| one.get("BaseCurrencyCode").and_then(|c| c.get("ID")))?;
+        id.as_i64()
+            .or_else(|| id.as_str().and_then(|s| s.trim().parse().ok()))
+            .map(Self::Id)
+    }
+}
+
+/// `currencycodes/{id}`: the row's `Code`.
+pub fn currency_code(row: &Value) -> Option<String> {
+    let one = match row {
+        Value::Array(items) => items.first()?,
+        other => other,
+    };
+    one.get("Code")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
 }
 
 /// Unimicro's error body, read leniently: `{"Message":..}`, `{"Messages":[{"Message":..}]}`,
@@ -304,6 +350,33 @@ mod tests {
     }
 
     const PINNED_CREATEGUID: &str = "48545d2b-fd88-848e-856a-e9a34fa6f918";
+
+    #[test]
+    fn the_base_currency_is_read_in_every_shape() {
+        let read = |s: &str| {
+            BaseCurrency::read(&serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}")))
+        };
+        let nok = Some(BaseCurrency::Code("NOK".into()));
+        assert_eq!(
+            read(r#"[{"BaseCurrencyCodeID":1,"BaseCurrencyCode":{"ID":1,"Code":"NOK"}}]"#),
+            nok
+        );
+        assert_eq!(read(r#"{"BaseCurrencyCode":"NOK"}"#), nok);
+        assert_eq!(
+            read(r#"{"BaseCurrencyCodeID":7,"BaseCurrencyCode":null}"#),
+            Some(BaseCurrency::Id(7))
+        );
+        assert_eq!(
+            read(r#"{"BaseCurrencyCodeID":"7"}"#),
+            Some(BaseCurrency::Id(7))
+        );
+        assert_eq!(read(r#"[]"#), None);
+        assert_eq!(read(r#"{"CompanyName":"x"}"#), None);
+        assert_eq!(
+            currency_code(&serde_json::json!({"ID":7,"Code":"SEK"})).as_deref(),
+            Some("SEK")
+        );
+    }
 
     #[test]
     fn error_bodies_in_every_shape() {

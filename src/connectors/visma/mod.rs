@@ -60,8 +60,10 @@ pub struct VismaApi {
     pub page_size: u32,
     /// The query parameter that sets the page size (published: `page-size`).
     pub page_size_param: String,
-    /// The list answer's field holding the next page: a cursor, or a URL (absolute or
-    /// starting with `/`). Absent, null or empty: the last page. Assumed `nextCursor`.
+    /// The list answer's field holding the next page, as a dotted path: a cursor, or a URL
+    /// (absolute or starting with `/`). Absent, null or empty: the last page. Default
+    /// `cursor.nextToken`, the only published cursor list model (`{"cursor":{"nextToken":..},
+    /// "data":[..]}`); `nextToken`, `nextCursor` and a string `cursor` are also looked at.
     pub next_page_field: String,
     /// The query parameter a cursor is sent back in (the first page's parameters are repeated
     /// with it). Assumed `cursor`.
@@ -94,7 +96,7 @@ impl Default for VismaApi {
         Self {
             page_size: 50,
             page_size_param: "page-size".into(),
-            next_page_field: "nextCursor".into(),
+            next_page_field: "cursor.nextToken".into(),
             page_param: "cursor".into(),
             employee_number_param: "number".into(),
             email_param: "email".into(),
@@ -509,7 +511,16 @@ impl VismaConnector {
         let mut builder = self
             .client
             .request(request.method.clone(), &request.url)
-            .header(ACCEPT, HeaderValue::from_static(MEDIA_TYPE));
+            // Visma Connect's token endpoint answers plain JSON; the payroll media type is
+            // for the Employee API only.
+            .header(
+                ACCEPT,
+                HeaderValue::from_static(if request.call == Call::Token {
+                    "application/json"
+                } else {
+                    MEDIA_TYPE
+                }),
+            );
         if !request.query.is_empty() {
             builder = builder.query(&request.query);
         }
@@ -632,6 +643,19 @@ impl VismaConnector {
             let answer = self.ok(&request).await?;
             let page = Page::parse(&answer.body, &api.next_page_field)
                 .map_err(|e| unexpected(&request, e))?;
+            let full = page.data.len() >= usize::try_from(api.page_size).unwrap_or(usize::MAX);
+            if full && page.next.is_none() {
+                // A full page with no token may be a listing cut short: the token may sit in
+                // a field salary-sync does not know. Say so; the page's rows are still used.
+                tracing::warn!(
+                    system = "visma-payroll",
+                    path = %request.path,
+                    rows = page.data.len(),
+                    next_page_field = %api.next_page_field,
+                    "a full list page came back with no next-page token; if the listing is \
+                     longer, set api.next_page_field to where Visma puts the token"
+                );
+            }
             for item in page.data {
                 items.push(serde_json::from_value(item).map_err(|e| {
                     unexpected(
@@ -1038,8 +1062,19 @@ impl VismaConnector {
                 Ok(JobPoll::Done(self.report(change, record, false)))
             }
             JobState::Failed => {
-                let said = wire::summary(&got.validation_results)
-                    .unwrap_or_else(|| "no validation results given".into());
+                // The job's own top-level `message` (FAQ: "message in case of an error") and
+                // its validation results, whichever Visma gave.
+                let message = got
+                    .message
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|m| !m.is_empty());
+                let said = match (message, wire::summary(&got.validation_results)) {
+                    (Some(m), Some(r)) => format!("{m}; {r}"),
+                    (Some(m), None) => m.to_owned(),
+                    (None, Some(r)) => r,
+                    (None, None) => "no message or validation results given".into(),
+                };
                 Err(judged(
                     answer.status,
                     "GET",

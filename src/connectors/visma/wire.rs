@@ -30,6 +30,22 @@ pub struct Page {
     pub next: Option<String>,
 }
 
+/// Where a next-page token is looked for when the configured path holds none.
+const NEXT_FIELD_FALLBACKS: [&str; 4] = ["cursor.nextToken", "nextToken", "nextCursor", "cursor"];
+
+/// The non-empty string or number at a dotted path (`cursor.nextToken`).
+fn token_at(value: &Value, path: &str) -> Option<String> {
+    let found = path
+        .split('.')
+        .filter(|s| !s.is_empty())
+        .try_fold(value, |v, key| v.get(key))?;
+    match found {
+        Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
 impl Page {
     pub fn parse(body: &[u8], next_field: &str) -> Result<Self, String> {
         let value: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
@@ -42,11 +58,13 @@ impl Page {
                     Some(Value::Null) | None => Vec::new(),
                     Some(_) => return Err("`data` is not an array".into()),
                 };
-                let next = match map.remove(next_field) {
-                    Some(Value::String(s)) if !s.trim().is_empty() => Some(s),
-                    Some(Value::Number(n)) => Some(n.to_string()),
-                    _ => None,
-                };
+                let object = Value::Object(map);
+                // The configured (dotted) path first, then the other published or plausible
+                // places: the nested `cursor.nextToken` (Visma's only published cursor model),
+                // a top-level `nextToken`/`nextCursor`, or `cursor` as a plain string.
+                let next = std::iter::once(next_field)
+                    .chain(NEXT_FIELD_FALLBACKS)
+                    .find_map(|path| token_at(&object, path));
                 (data, next)
             }
             _ => return Err("not a `{\"data\":[...]}` object".into()),
@@ -104,6 +122,9 @@ pub struct Job {
     pub created: Option<String>,
     #[serde(default)]
     pub validation_results: Vec<ValidationResult>,
+    /// A failed job's own message (FAQ, "Working with status code 202 and Jobs").
+    #[serde(default)]
+    pub message: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -113,7 +134,8 @@ pub struct ValidationResult {
     pub severity: Option<String>,
     #[serde(default)]
     pub message: Option<String>,
-    #[serde(default, alias = "field")]
+    /// Where in the payload the problem is: `jsonPath` when Visma gives it, else a field name.
+    #[serde(default, alias = "field", alias = "jsonPath")]
     pub property: Option<String>,
 }
 
@@ -289,10 +311,39 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_jobs_message_and_json_paths_are_read() {
+        let job: Job = serde_json::from_str(
+            r#"{"status":"Failed","message":"Position update failed","validationResults":[{"severity":"Error","message":"required","jsonPath":"$.salaryInformation[0].monthlySalary"}]}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(job.message.as_deref(), Some("Position update failed"));
+        assert_eq!(
+            summary(&job.validation_results).as_deref(),
+            Some("[Error] $.salaryInformation[0].monthlySalary: required")
+        );
+    }
+
+    #[test]
     fn pages_read_data_and_the_next_field() {
         let p = Page::parse(br#"{"data":[{"id":"a"}],"nextCursor":"c2"}"#, "nextCursor")
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((p.data.len(), p.next.as_deref()), (1, Some("c2")));
+        let p = Page::parse(
+            br#"{"cursor":{"nextToken":"t3"},"data":[{"id":"a"}]}"#,
+            "cursor.nextToken",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.next.as_deref(), Some("t3"));
+        // The nested form is found even when the setting names the top-level field.
+        let p = Page::parse(br#"{"cursor":{"nextToken":"t4"},"data":[]}"#, "nextCursor")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.next.as_deref(), Some("t4"));
+        let p = Page::parse(
+            br#"{"cursor":{"nextToken":null},"data":[]}"#,
+            "cursor.nextToken",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.next, None);
         let p = Page::parse(br#"{"data":[]}"#, "nextCursor").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((p.data.len(), p.next), (0, None));
         assert!(Page::parse(b"17", "nextCursor").is_err());

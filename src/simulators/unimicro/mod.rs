@@ -1,7 +1,23 @@
 //! A stateful fake of the Uni Economy API (Unimicro), the salary subset, for tests, the demo
-//! and benches. It speaks Unimicro's wire format as far as it is published, and follows the
-//! connector's stated assumption for the unpublished pay-rate record (it reads and writes
-//! through `connectors::unimicro::payrate`, so the assumption is made in one place).
+//! and benches. It is written from Unimicro's public material and never imports connector code
+//! (`crate::connectors`), so a connector test checks the connector against an independent
+//! reading of the vendor. Sources, per behaviour:
+//!
+//! - `CompanyKey` header, bearer token, 401 for an unknown path: Unimicro's developer guide
+//!   ("troubleshooting"); scope `AppFramework`: `unimicro/Unimicro.MCP` (`src/config.ts`).
+//! - `filter`/`expand`/`top`/`skip`, plain-array lists: Unimicro's developer guide on filtering.
+//! - `companysettings` with `BaseCurrencyCodeID` and the navigation property
+//!   `BaseCurrencyCode` (a `CurrencyCode` with `Code`) filled by `expand`: Unimicro's web
+//!   client entity model (`unientities.ts`, `CompanySettings`) and its services, which ask for
+//!   `BaseCurrencyCode` expanded and read `BaseCurrencyCode.Code`. The variants
+//!   [`CurrencyShape::IdOnly`] and [`CurrencyShape::PlainString`] are settings.
+//! - The certificate-signed client assertion: Unimicro's server-authentication guide and
+//!   RFC 7523 (`assertion.rs`).
+//! - `_createguid` on nested inserts, `"Deleted": true` to remove a child, errors as
+//!   `{"Message"}` / `{"Messages":[..]}` with `_validationResults`: Unimicro's entity model and
+//!   developer guides.
+//! - Not published, so settings: the pay-rate collection's name
+//!   ([`Seed::rate_collection`], `payrate.rs`), the record's field names.
 //!
 //! # Serving
 //! [`start`] binds `127.0.0.1:0` and returns a [`Handle`]. Clients use [`Control::base_url`]
@@ -13,10 +29,10 @@
 //! `{"error":"invalid_client"}` with 400). Every other route needs `Authorization: Bearer` with
 //! a live token and `CompanyKey` equal to the seed's; otherwise, and for any path it does not
 //! know, it answers 401 `{"Message":..}` as Unimicro does. `GET /api/biz/employees[/{id}]`,
-//! `GET /api/biz/employments[/{id}]` (`expand=EmploymentPayRates` adds the live pay-rate
+//! `GET /api/biz/employments[/{id}]` (`expand=<rate collection>` adds the live pay-rate
 //! records), `PUT /api/biz/employments/{id}` (a save with nested records: see `model.rs`),
 //! `DELETE /api/biz/employments/{id}` (removes the whole employment, as Unimicro would: the
-//! connector must never call it), `GET /api/biz/companysettings[/1]`. Lists are plain JSON
+//! connector must never call it), `GET /api/biz/companysettings[/1]` (`expand=BaseCurrencyCode`), `GET /api/biz/currencycodes/{id}`. Lists are plain JSON
 //! arrays with `filter` (`Field eq value [and ...]`, dotted paths; see `filter.rs`), `skip`
 //! and `top`; `select` is accepted and ignored (full objects come back). Errors:
 //! `{"Message":..}`, validation as `{"Message":"Validation failed","_validationResults":
@@ -39,8 +55,10 @@
 //! Architecture Invariant: the state lives in memory only and changes only through the API's
 //! writes, [`Control`]'s methods, or the control API; `model` holds the rules and does no I/O.
 
+mod assertion;
 mod filter;
 mod model;
+mod payrate;
 mod server;
 
 use std::io;
@@ -54,7 +72,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use crate::simulators::tripletex::{Fault, FaultKind, Faults};
-pub use model::{Seed, SeedEmployee, SeedEmployment, SeedRate, StoredRate};
+pub use model::{CurrencyShape, Seed, SeedEmployee, SeedEmployment, SeedRate, StoredRate};
+pub use payrate::RateType;
 
 use server::{lock, Shared};
 

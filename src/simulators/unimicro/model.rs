@@ -9,14 +9,13 @@
 //! same record). A record saved with `"Deleted": true` is kept, flagged, and hidden from API
 //! reads (a soft delete), so tests can still count it through `Control::rates`.
 
-use crate::connectors::unimicro::payrate::{EmploymentRates, PayRate, RateType};
+use super::assertion;
+use super::payrate::{RateType, Save, COLLECTION_DEFAULT};
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::Serialize;
-use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 /// An error answer in Unimicro's shape.
@@ -103,6 +102,25 @@ pub struct SeedRate {
     pub rate_type: RateType,
 }
 
+/// How `GET /api/biz/companysettings` carries the company's base currency.
+///
+/// `Navigation` is what Unimicro's entity model has (`CompanySettings.BaseCurrencyCodeID`, a
+/// navigation property `BaseCurrencyCode` of type `CurrencyCode` with `Code`, filled only
+/// when asked for with `expand=BaseCurrencyCode`; Unimicro's web client asks for it so and
+/// reads `BaseCurrencyCode.Code`). The other two are plausible variants a connector must
+/// survive: `IdOnly` ignores `expand` (only `BaseCurrencyCodeID`; the code is at
+/// `GET /api/biz/currencycodes/{id}`), `PlainString` sends `"BaseCurrencyCode": "NOK"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CurrencyShape {
+    #[default]
+    Navigation,
+    IdOnly,
+    PlainString,
+}
+
+/// The id the simulator gives the company's currency code row.
+const CURRENCY_CODE_ID: i64 = 1;
+
 /// What the simulator starts with.
 #[derive(Debug, Clone)]
 pub struct Seed {
@@ -115,6 +133,10 @@ pub struct Seed {
     /// When set, the token endpoint also takes a certificate-signed client assertion that
     /// verifies under this public key (PKCS#1 DER), instead of the client secret.
     pub client_public_key_der: Option<Vec<u8>>,
+    /// How `companysettings` carries the base currency (see [`CurrencyShape`]).
+    pub currency_shape: CurrencyShape,
+    /// The name of the employment's nested pay-rate collection (not published by Unimicro).
+    pub rate_collection: String,
     pub employees: Vec<SeedEmployee>,
     pub rates: Vec<SeedRate>,
 }
@@ -161,6 +183,8 @@ impl Seed {
             currency: "NOK".into(),
             token_life_s: 3600,
             client_public_key_der: None,
+            currency_shape: CurrencyShape::Navigation,
+            rate_collection: COLLECTION_DEFAULT.into(),
             employees: vec![
                 employee(101, 17, "Kari Nordmann", vec![open(201, date(2020, 1, 1))]),
                 employee(
@@ -214,16 +238,19 @@ pub struct StoredRate {
 }
 
 impl StoredRate {
-    fn wire(&self) -> PayRate {
-        PayRate {
-            id: Some(self.id),
-            employment_id: Some(self.employment_id),
-            from_date: Some(self.from_date.format("%Y-%m-%d").to_string()),
-            rate: RawValue::from_string(self.rate.normalize().to_string()).ok(),
-            rate_type: Some(self.rate_type.to_owned()),
-            deleted: Some(self.deleted),
-            createguid: self.createguid.clone(),
-        }
+    /// The record as the API answers it: `Rate` a JSON number with the decimal's digits.
+    fn wire(&self) -> Value {
+        let rate = serde_json::from_str::<Value>(&self.rate.normalize().to_string())
+            .unwrap_or(Value::Null);
+        json!({
+            "ID": self.id,
+            "EmploymentID": self.employment_id,
+            "FromDate": self.from_date.format("%Y-%m-%d").to_string(),
+            "Rate": rate,
+            "RateType": self.rate_type,
+            "Deleted": self.deleted,
+            "_createguid": self.createguid,
+        })
     }
 }
 
@@ -303,17 +330,8 @@ impl Company {
             field("client_assertion"),
             &self.seed.client_public_key_der,
         ) {
-            (Some(kind), Some(jwt), Some(key))
-                if kind == crate::connectors::unimicro::assertion::ASSERTION_TYPE =>
-            {
-                crate::connectors::unimicro::assertion::verify(
-                    key,
-                    jwt,
-                    &self.seed.client_id,
-                    audience,
-                    wall,
-                )
-                .is_ok()
+            (Some(kind), Some(jwt), Some(key)) if kind == assertion::ASSERTION_TYPE => {
+                assertion::verify(key, jwt, &self.seed.client_id, audience, wall).is_ok()
             }
             _ => false,
         };
@@ -399,16 +417,13 @@ impl Company {
             "RemunerationType": m.remuneration_type,
         });
         if expand {
-            let rates: Vec<PayRate> = self
+            let rates: Vec<Value> = self
                 .rates_of(m.id)
                 .filter(|r| !r.deleted)
                 .map(StoredRate::wire)
                 .collect();
             if let Some(o) = v.as_object_mut() {
-                o.insert(
-                    crate::connectors::unimicro::payrate::COLLECTION.into(),
-                    serde_json::to_value(rates).unwrap_or(Value::Null),
-                );
+                o.insert(self.seed.rate_collection.clone(), Value::Array(rates));
             }
         }
         v
@@ -438,12 +453,40 @@ impl Company {
             .ok_or_else(|| ApiError::new(404, format!("Employee with ID {id} was not found")))
     }
 
-    pub fn company_settings(&self) -> Value {
-        json!({
+    /// `companysettings` in the seed's [`CurrencyShape`]; `expand` says whether the caller
+    /// asked for `expand=BaseCurrencyCode`.
+    pub fn company_settings(&self, expand: bool) -> Value {
+        let currency = match self.seed.currency_shape {
+            CurrencyShape::Navigation if expand => self.currency_code(),
+            CurrencyShape::Navigation | CurrencyShape::IdOnly => Value::Null,
+            CurrencyShape::PlainString => json!(self.seed.currency),
+        };
+        let mut v = json!({
             "ID": 1,
             "CompanyName": self.seed.company_name,
-            "BaseCurrencyCode": self.seed.currency,
-        })
+            "BaseCurrencyCode": currency,
+        });
+        if self.seed.currency_shape != CurrencyShape::PlainString {
+            v["BaseCurrencyCodeID"] = json!(CURRENCY_CODE_ID);
+        }
+        v
+    }
+
+    /// The `CurrencyCode` row of the base currency.
+    fn currency_code(&self) -> Value {
+        json!({ "ID": CURRENCY_CODE_ID, "Code": self.seed.currency, "Name": self.seed.currency })
+    }
+
+    /// `GET /api/biz/currencycodes/{id}`.
+    pub fn currency_code_by_id(&self, id: i64) -> Result<Value, ApiError> {
+        if id == CURRENCY_CODE_ID {
+            Ok(self.currency_code())
+        } else {
+            Err(ApiError::new(
+                404,
+                format!("CurrencyCode with ID {id} was not found"),
+            ))
+        }
     }
 
     pub fn rates_of(&self, employment: i64) -> impl Iterator<Item = &StoredRate> {
@@ -464,24 +507,23 @@ impl Company {
 
     /// `PUT /employments/{id}` with nested pay-rate records (see the module doc). Answers the
     /// employment with its records.
-    pub fn save_employment(&mut self, id: i64, body: &EmploymentRates) -> Result<Value, ApiError> {
+    pub fn save_employment(&mut self, id: i64, body: &Value) -> Result<Value, ApiError> {
         let start = self
             .employment(id)
             .map(|(_, m)| m.start_date)
             .ok_or_else(|| ApiError::new(404, format!("Employment with ID {id} was not found")))?;
-        if body.id != id {
+        let collection = self.seed.rate_collection.clone();
+        let body = Save::parse(body, &collection).map_err(|(f, m)| ApiError::invalid(&f, m))?;
+        if body.id != Some(id) {
             return Err(ApiError::invalid(
                 "ID",
-                format!(
-                    "the body's ID {} is not the employment {id} in the path",
-                    body.id
-                ),
+                format!("the body's ID is not the employment {id} in the path"),
             ));
         }
         let mut rates = self.rates.clone();
         let mut next_id = self.next_rate_id;
-        for (i, item) in body.rates.iter().flatten().enumerate() {
-            let field = |f: &str| format!("EmploymentPayRates[{i}].{f}");
+        for (i, item) in body.items.iter().enumerate() {
+            let field = |f: &str| format!("{collection}[{i}].{f}");
             let from_date = match item.from_date.as_deref() {
                 None => None,
                 Some(s) => Some(
@@ -496,17 +538,10 @@ impl Company {
                     format!("before the employment's StartDate {start}"),
                 ));
             }
-            let rate = match item.rate.as_deref() {
-                None => None,
-                Some(raw) => {
-                    let d = Decimal::from_str(raw.get().trim())
-                        .map_err(|_| ApiError::invalid(&field("Rate"), "is not a number"))?;
-                    if d.is_sign_negative() && !d.is_zero() {
-                        return Err(ApiError::invalid(&field("Rate"), "must not be negative"));
-                    }
-                    Some(d)
-                }
-            };
+            let rate = item.rate;
+            if rate.is_some_and(|d| d.is_sign_negative() && !d.is_zero()) {
+                return Err(ApiError::invalid(&field("Rate"), "must not be negative"));
+            }
             let rate_type = match item.rate_type.as_deref() {
                 None => None,
                 Some(t) => Some(RateType::parse(t).ok_or_else(|| {
@@ -527,7 +562,7 @@ impl Company {
                             format!("pay rate {rid} does not belong to employment {id}"),
                         ));
                     };
-                    if item.deleted == Some(true) {
+                    if item.deleted {
                         r.deleted = true;
                         continue;
                     }
@@ -547,7 +582,7 @@ impl Company {
                         r.rate_type = t.as_str();
                     }
                 }
-                None if item.deleted == Some(true) => {
+                None if item.deleted => {
                     return Err(ApiError::invalid(
                         &field("ID"),
                         "a deleted record needs its ID",
@@ -589,7 +624,7 @@ impl Company {
         dates.sort();
         if let Some(w) = dates.windows(2).find(|w| w[0] == w[1]) {
             return Err(ApiError::invalid(
-                "EmploymentPayRates.FromDate",
+                &format!("{collection}.FromDate"),
                 format!("the employment already has a pay rate from {}", w[0]),
             ));
         }
@@ -607,17 +642,11 @@ mod tests {
         Company::new(Seed::demo()).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    fn insert(guid: &str, day: &str, rate: &str) -> EmploymentRates {
-        EmploymentRates {
-            id: 201,
-            rates: Some(vec![PayRate {
-                createguid: Some(guid.into()),
-                from_date: Some(day.into()),
-                rate: RawValue::from_string(rate.into()).ok(),
-                rate_type: Some("monthly".into()),
-                ..PayRate::default()
-            }]),
-        }
+    fn insert(guid: &str, day: &str, rate: &str) -> Value {
+        let rate: Value = serde_json::from_str(rate).unwrap_or(Value::Null);
+        json!({"ID": 201, "EmploymentPayRates": [
+            {"_createguid": guid, "FromDate": day, "Rate": rate, "RateType": "monthly"}
+        ]})
     }
 
     #[test]
@@ -661,14 +690,7 @@ mod tests {
     #[test]
     fn a_deleted_record_is_kept_flagged_and_hidden() {
         let mut c = company();
-        let delete = EmploymentRates {
-            id: 204,
-            rates: Some(vec![PayRate {
-                id: Some(901),
-                deleted: Some(true),
-                ..PayRate::default()
-            }]),
-        };
+        let delete = json!({"ID": 204, "EmploymentPayRates": [{"ID": 901, "Deleted": true}]});
         let answer = c
             .save_employment(204, &delete)
             .unwrap_or_else(|e| panic!("{e:?}"));

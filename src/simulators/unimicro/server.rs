@@ -22,7 +22,6 @@ use tokio::sync::watch;
 
 use super::filter::Filter;
 use super::model::{ApiError, Company};
-use crate::connectors::unimicro::payrate::{EmploymentRates, COLLECTION};
 use crate::simulators::conn::Conn;
 use crate::simulators::tripletex::{Fault, FaultKind, Faults};
 
@@ -321,10 +320,13 @@ fn api(
     let mut company = lock(&shared.company);
     company.authenticate(bearer, company_key, now)?;
     let params = params(uri)?;
-    let expand = params.get("expand").is_some_and(|e| {
-        e.split(',')
-            .any(|x| x.trim().eq_ignore_ascii_case(COLLECTION))
-    });
+    let expands = |what: &str| {
+        params
+            .get("expand")
+            .is_some_and(|e| e.split(',').any(|x| x.trim().eq_ignore_ascii_case(what)))
+    };
+    let expand = expands(&company.seed.rate_collection);
+    let expand_currency = expands("BaseCurrencyCode");
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let read = |v: Value| Ok((Answer::ok(200, v), false));
     match (method.clone(), segments.as_slice()) {
@@ -342,7 +344,7 @@ fn api(
         }
         (Method::PUT, ["api", "biz", "employments", id]) => {
             let id = path_id(id)?;
-            let save: EmploymentRates = serde_json::from_slice(body)
+            let save: Value = serde_json::from_slice(body)
                 .map_err(|e| ApiError::new(400, format!("The request body is not valid: {e}")))?;
             let saved = company.save_employment(id, &save)?;
             Ok((Answer::ok(200, saved), true))
@@ -351,10 +353,16 @@ fn api(
             company.remove_employment(path_id(id)?)?;
             Ok((Answer::ok(204, Value::Null), true))
         }
-        (Method::GET, ["api", "biz", "companysettings"]) => {
-            read(list(vec![company.company_settings()], &params)?)
+        (Method::GET, ["api", "biz", "companysettings"]) => read(list(
+            vec![company.company_settings(expand_currency)],
+            &params,
+        )?),
+        (Method::GET, ["api", "biz", "companysettings", "1"]) => {
+            read(company.company_settings(expand_currency))
         }
-        (Method::GET, ["api", "biz", "companysettings", "1"]) => read(company.company_settings()),
+        (Method::GET, ["api", "biz", "currencycodes", id]) => {
+            read(company.currency_code_by_id(path_id(id)?)?)
+        }
         // Unimicro answers 401 for a path it does not know.
         _ => Err(ApiError::unauthorized()),
     }

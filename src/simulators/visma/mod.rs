@@ -3,7 +3,7 @@
 //!
 //! It follows what Visma publishes (docs/payroll-systems/visma.md) and, where Visma is silent,
 //! the same assumptions the connector makes: the error body `{"message","errors":[..]}`, 412
-//! for a stale `If-Match`, `nextCursor`/`cursor` paging, the `x-correlation-id` request header
+//! for a stale `If-Match`, the `x-correlation-id` request header
 //! recorded as a job's `correlationId`, `number`/`email` employee filters.
 //!
 //! # Serving
@@ -17,8 +17,11 @@
 //! `GET /employees/{id}/positions/{pid}` (with `ETag`), `PUT /employees/{id}/positions/{pid}`
 //! (`If-Match` required: 428 without, 412 when stale; answers 202 with `Location` of a job),
 //! `GET /employees/{id}/positions/jobs`, `GET /employees/{id}/positions/jobs/{jobId}`.
-//! Lists are `{"data":[...]}` pages of `page-size` (default 50) with `nextCursor` while more
-//! remain, fetched again with `cursor=`.
+//! Lists are `{"data":[...]}` pages of `page-size` (default 50) carrying the next page's token
+//! while more remain, nested as `{"cursor":{"nextToken":..}}` (the only cursor list model Visma
+//! publishes: `vismagroup/TransPA-Public-API-Client`, `CursorDto`) or, with
+//! [`CursorShape::TopLevel`], as `nextCursor`; fetched again with `cursor=` and the first page's
+//! query parameters (changelog 1.0.4).
 //!
 //! # Jobs
 //! A PUT changes nothing but the job list. A job answers `Queued`/`Running` until it has been
@@ -60,8 +63,8 @@ use tokio::task::JoinHandle;
 
 pub use faults::{Fault, FaultKind, Faults, JobFate};
 pub use model::{
-    guid, JobResult, JobStatus, JobView, SalaryEntry, Seed, SeedEmployee, SeedPosition,
-    SALARY_NOT_PERFORMED,
+    guid, CursorShape, JobResult, JobStatus, JobView, SalaryEntry, Seed, SeedEmployee,
+    SeedPosition, SALARY_NOT_PERFORMED,
 };
 pub use server::MEDIA_TYPE;
 

@@ -46,7 +46,22 @@ pub struct Seed {
     /// ...and completes no sooner than this long after it was created.
     #[serde(default)]
     pub job_delay_ms: u64,
+    /// Where a list page carries its next-page token.
+    #[serde(default)]
+    pub cursor: CursorShape,
     pub employees: Vec<SeedEmployee>,
+}
+
+/// Where a list page carries the token of the next page, fetched again with `cursor=`.
+/// `Nested` is the only cursor list model Visma publishes (`vismagroup/TransPA-Public-API-Client`,
+/// `CursorDto`: `{"cursor":{"nextToken":..},"data":[..]}`, "use with the 'cursor=nextToken'
+/// query parameter"); `TopLevel` (`{"data":[..],"nextCursor":..}`) is a plausible variant.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum CursorShape {
+    #[default]
+    Nested,
+    TopLevel,
 }
 
 fn default_token_life_s() -> u64 {
@@ -652,6 +667,7 @@ impl Seed {
             token_life_s: default_token_life_s(),
             job_polls: default_job_polls(),
             job_delay_ms: 0,
+            cursor: CursorShape::Nested,
             employees: vec![
                 employee(
                     101,

@@ -28,7 +28,7 @@ use tokio::sync::watch;
 use crate::simulators::conn::Conn;
 
 use super::faults::{Fault, FaultKind, Faults, Phase};
-use super::model::Tenant;
+use super::model::{CursorShape, Tenant};
 use super::wire::{self, ApiError};
 
 /// The media type of Employee API v2.
@@ -274,10 +274,10 @@ impl Params {
         }
     }
 
-    fn page(&self, all: Vec<Value>) -> Result<Value, ApiError> {
+    fn page(&self, all: Vec<Value>, shape: CursorShape) -> Result<Value, ApiError> {
         let size = self.number("page-size", 50)?;
         let offset = self.number("cursor", 0)?;
-        Ok(wire::page(all, offset, size))
+        Ok(wire::page(all, offset, size, shape))
     }
 }
 
@@ -388,7 +388,7 @@ fn api(
                 .into_iter()
                 .map(wire::employee)
                 .collect();
-            read(params.page(all)?)
+            read(params.page(all, tenant.seed.cursor)?)
         }
         ["employees", id] if get => read(wire::employee(tenant.employee(id)?)),
         ["employees", id, "positions"] if get => {
@@ -398,12 +398,12 @@ fn api(
                 .into_iter()
                 .map(wire::position)
                 .collect();
-            read(params.page(all)?)
+            read(params.page(all, tenant.seed.cursor)?)
         }
         ["employees", id, "positions", "jobs"] if get => {
             tenant.employee(id)?;
             let all = tenant.jobs_of(id).into_iter().map(wire::job).collect();
-            read(params.page(all)?)
+            read(params.page(all, tenant.seed.cursor)?)
         }
         ["employees", id, "positions", "jobs", job] if get => {
             let view = tenant.poll_job(id, job, now)?;

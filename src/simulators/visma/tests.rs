@@ -108,10 +108,10 @@ async fn employees_filter_and_page() {
     let c = Client::login(&sim).await;
     let page = json_of(c.get("/employees?page-size=2").await).await;
     assert_eq!(page["data"].as_array().map(Vec::len), Some(2));
-    assert_eq!(page["nextCursor"], json!("2"));
+    assert_eq!(page["cursor"]["nextToken"], json!("2"));
     let last = json_of(c.get("/employees?page-size=2&cursor=4").await).await;
     assert_eq!(last["data"].as_array().map(Vec::len), Some(1));
-    assert!(last.get("nextCursor").is_none());
+    assert!(last.get("cursor").is_none());
     let ola = json_of(c.get("/employees?number=18").await).await;
     assert_eq!(ola["data"][0]["id"], json!(guid(102)));
     let per = json_of(c.get("/employees?email=PER@example.no").await).await;

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use super::model::{Employee, JobView, Position, SalaryEntry};
+use super::model::{CursorShape, Employee, JobView, Position, SalaryEntry};
 
 /// An error answer: `{"message": "...", "errors": ["..."]}` (the shape salary-sync assumes,
 /// since Visma does not publish one), or an OAuth error from the token endpoint.
@@ -123,7 +123,7 @@ pub(crate) fn job(j: &JobView) -> Value {
 }
 
 /// One page of `all`: `offset` is the cursor (an item index), `size` the page size.
-pub(crate) fn page(all: Vec<Value>, offset: usize, size: usize) -> Value {
+pub(crate) fn page(all: Vec<Value>, offset: usize, size: usize, shape: CursorShape) -> Value {
     let size = size.clamp(1, 1000);
     let end = offset.saturating_add(size).min(all.len());
     let data: Vec<Value> = all
@@ -132,7 +132,10 @@ pub(crate) fn page(all: Vec<Value>, offset: usize, size: usize) -> Value {
         .unwrap_or_default();
     let mut v = json!({ "data": data });
     if end < all.len() {
-        v["nextCursor"] = json!(end.to_string());
+        match shape {
+            CursorShape::Nested => v["cursor"] = json!({ "nextToken": end.to_string() }),
+            CursorShape::TopLevel => v["nextCursor"] = json!(end.to_string()),
+        }
     }
     v
 }
@@ -290,10 +293,12 @@ mod tests {
     #[test]
     fn pages_carry_a_cursor_until_the_end() {
         let all: Vec<Value> = (0..5).map(|i| json!(i)).collect();
-        let first = page(all.clone(), 0, 2);
+        let first = page(all.clone(), 0, 2, CursorShape::Nested);
+        assert_eq!(first["cursor"]["nextToken"], json!("2"));
+        let first = page(all.clone(), 0, 2, CursorShape::TopLevel);
         assert_eq!(first["nextCursor"], json!("2"));
-        let last = page(all, 4, 2);
+        let last = page(all, 4, 2, CursorShape::Nested);
         assert_eq!(last["data"], json!([4]));
-        assert!(last.get("nextCursor").is_none());
+        assert!(last.get("cursor").is_none());
     }
 }
