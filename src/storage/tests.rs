@@ -586,7 +586,8 @@ fn instance_counts_are_kept_with_each_commit_and_recounted_after_a_quarantine() 
         (a, b)
     });
     {
-        let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        // The committer thread of the store dropped above may hold sled's lock a moment longer.
+        let store = reopen_when_released(dir.path());
         let commits = committer::commits_in(&store.trees.meta).unwrap_or(0);
         assert!(
             committer::stored_counts(&store.trees.meta, commits).is_some(),
@@ -664,4 +665,18 @@ fn two_transitions_of_one_instance_commit_together() {
         );
         assert_eq!(store.index_problems().ok(), Some(Vec::new()));
     });
+}
+
+/// Opens the store at `path`, waiting (up to 10 s) while a just-dropped handle's committer
+/// thread still holds sled's lock.
+fn reopen_when_released(path: &std::path::Path) -> Store {
+    let started = std::time::Instant::now();
+    loop {
+        match Store::open(path) {
+            Err(Error::Locked { .. }) if started.elapsed() < std::time::Duration::from_secs(10) => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other.unwrap_or_else(|e| panic!("{e}")),
+        }
+    }
 }
