@@ -1,6 +1,6 @@
 //! A stateful fake of Tripletex API v2, the salary subset, for tests, the demo and benches.
 //!
-//! It speaks Tripletex's wire format as its OpenAPI spec (`../shared/contracts/tripletex/`)
+//! It speaks Tripletex's wire format as its OpenAPI spec (`contracts/tripletex/`)
 //! describes it, and a contract test sends every request the connector makes through a Prism
 //! proxy that checks requests and answers against that spec.
 //!

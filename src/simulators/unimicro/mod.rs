@@ -1,6 +1,6 @@
 //! A stateful fake of the Uni Economy API (Unimicro), the salary subset, for tests, the demo
-//! and benches. It is written from Unimicro's public material and never imports connector code
-//! (`crate::connectors`), so a connector test checks the connector against an independent
+//! and benches. It is written from Unimicro's public material and never imports the daemon's
+//! connector modules, so a connector test checks the connector against an independent
 //! reading of the vendor. Sources, per behaviour:
 //!
 //! - `CompanyKey` header, bearer token, 401 for an unknown path: Unimicro's developer guide
