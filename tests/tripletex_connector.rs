@@ -400,6 +400,7 @@ async fn foreign_rows_inside_the_salary_period_conflict() -> TestResult {
         c.check_overlap(&on_the_day, &position, None).await?,
         OverlapCheck::ConflictDescribed {
             record_id: "901".into(),
+            date: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap_or_default(),
             description: "details row dated 2026-01-01, holding a fixed salary (MONTHLY_WAGE)"
                 .into(),
         }

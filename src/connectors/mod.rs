@@ -57,6 +57,8 @@ pub enum OverlapCheck {
     /// (never an amount).
     ConflictDescribed {
         record_id: String,
+        /// The day the record is in force from.
+        date: chrono::NaiveDate,
         description: String,
     },
 }
@@ -64,6 +66,17 @@ pub enum OverlapCheck {
 impl OverlapCheck {
     pub fn is_conflict(&self) -> bool {
         !matches!(self, Self::Clear)
+    }
+
+    /// The conflicting record's id and the day it starts; `None` when clear.
+    pub fn conflict_start(&self) -> Option<(&str, chrono::NaiveDate)> {
+        match self {
+            Self::Clear => None,
+            Self::Conflict { record_id, period } => Some((record_id, period.start)),
+            Self::ConflictDescribed {
+                record_id, date, ..
+            } => Some((record_id, *date)),
+        }
     }
 }
 

@@ -51,10 +51,11 @@ pub enum FailureCode {
     JobRunning,
     Superseded,
     BeforeActivation,
+    SiblingWriteInFlight,
 }
 
 impl FailureCode {
-    pub const ALL: [FailureCode; 16] = [
+    pub const ALL: [FailureCode; 17] = [
         Self::NoEmployee,
         Self::NoEmployment,
         Self::CurrencyMismatch,
@@ -71,6 +72,7 @@ impl FailureCode {
         Self::JobRunning,
         Self::Superseded,
         Self::BeforeActivation,
+        Self::SiblingWriteInFlight,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -91,6 +93,7 @@ impl FailureCode {
             Self::JobRunning => "job-running",
             Self::Superseded => "superseded",
             Self::BeforeActivation => "before-activation",
+            Self::SiblingWriteInFlight => "sibling-write-in-flight",
         }
     }
 
@@ -113,6 +116,7 @@ impl FailureCode {
             Self::BeforeActivation => "The change occurred before salary sync was activated for the integration; it is logged, counted and not sent. To send an old salary, update it in HR.",
             Self::Superseded => "A newer change to the same salary was already applied to payroll; this older change is not sent, so it cannot overwrite newer values. Nothing to do unless the HR system's times are wrong.",
             Self::JobRunning => "The payroll system's asynchronous job had not finished within the retry budget; check the job in the payroll system, then retry (polling resumes, nothing is sent twice).",
+            Self::SiblingWriteInFlight => "The conflicting record may be salary-sync's own write for another salary of the same employment, still outstanding; retries exhausted while it stayed so. Look at the named instance (`salary-sync show`), then retry.",
         }
     }
 }

@@ -146,7 +146,13 @@ async fn check_overlap(
     if check.as_ref().is_ok_and(OverlapCheck::is_conflict) {
         // Rows salary-sync wrote for the employee's other HR salaries are its own, not
         // foreign. Looked up only when there is a conflict: the lookup reads the integration's
-        // record mappings.
+        // record mappings. The writes still outstanding are read first: a sibling that
+        // commits its record between the two reads is then found in one or the other.
+        let in_flight = shared.store.writes_in_flight_on_employment(
+            &change.integration_id,
+            &position.employment_id,
+            &change.salary.id,
+        )?;
         let siblings = shared.store.records_on_employment(
             &change.integration_id,
             &position.employment_id,
@@ -156,6 +162,23 @@ async fn check_overlap(
             check = connector
                 .check_overlap_among(change, position, owned.as_ref(), &siblings)
                 .await;
+        }
+        if let Some(sibling) = check
+            .as_ref()
+            .ok()
+            .and_then(|c| c.conflict_start())
+            .and_then(|conflict| in_flight.iter().find(|s| may_have_written(s, conflict)))
+        {
+            // The row may be that sibling's write, made but not yet recorded (in flight, or
+            // its answer lost in a crash): wait for it to be recorded rather than fail.
+            return Ok(Ok(Input::StepFailed(Failure::transient(
+                FailureCode::SiblingWriteInFlight,
+                format!(
+                    "the conflicting record may be the write of {} (salary {}) for the same \
+                     employment, still outstanding; checked again once it is recorded",
+                    sibling.id, sibling.change.salary.id
+                ),
+            ))));
         }
     }
     Ok(check.map(|c| match c {
@@ -167,11 +190,23 @@ async fn check_overlap(
         OverlapCheck::ConflictDescribed {
             record_id,
             description,
+            ..
         } => Input::OverlapFound {
             record_id,
             record: description,
         },
     }))
+}
+
+/// Whether `sibling`'s outstanding write could have made the conflicting record (`id`, in
+/// force from `start`): it updates that record, or it creates one dated its own start.
+fn may_have_written(sibling: &Workflow, (id, start): (&str, chrono::NaiveDate)) -> bool {
+    let updates_it = sibling
+        .intent
+        .as_ref()
+        .and_then(|i| i.updates.as_ref())
+        .is_some_and(|r| r.id == id);
+    updates_it || sibling.change.salary.start_date == start
 }
 
 async fn write(

@@ -557,6 +557,39 @@ impl Store {
         Ok(found)
     }
 
+    /// The integration's non-terminal instances for other HR salaries (not `except`) on one
+    /// employment whose payroll write is outstanding (an intent recorded, its outcome not yet
+    /// committed): a record such a write made is salary-sync's own but not yet in `records`.
+    /// Scans every non-terminal instance, so callers ask only when they need it (a conflict).
+    pub fn writes_in_flight_on_employment(
+        &self,
+        integration: &IntegrationId,
+        employment_id: &str,
+        except: &SalaryId,
+    ) -> Result<Vec<Workflow>, Error> {
+        let mut found = Vec::new();
+        for item in self.trees.due.iter() {
+            let (key, value) = item?;
+            if value.as_ref() != integration.as_str().as_bytes() {
+                continue;
+            }
+            let Some((_, id)) = keys::parse_due(&key) else {
+                continue;
+            };
+            let Some(wf) = self.get(id)? else {
+                continue;
+            };
+            let on_employment = wf
+                .position
+                .as_ref()
+                .is_some_and(|p| p.employment_id == employment_id);
+            if on_employment && wf.intent.is_some() && &wf.change.salary.id != except {
+                found.push(wf);
+            }
+        }
+        Ok(found)
+    }
+
     /// What the last change applied to payroll for this HR salary left behind.
     pub fn applied(
         &self,

@@ -498,6 +498,62 @@ async fn a_connection_dropped_before_the_write_is_retried_and_writes_one_row() {
     rig.finish().await;
 }
 
+/// A row salary-sync wrote for one HR salary, whose answer was lost, is not yet in the record
+/// mappings: another HR salary of the same employee, on the same day, found it a foreign
+/// overlap and failed (the CI storage-fault run showed it after a crash). It now waits for the
+/// outstanding write to be recorded (`sibling-write-in-flight`), then goes into that row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sibling_row_whose_answer_was_lost_is_waited_for_not_called_an_overlap() {
+    // A's retry comes seconds later, so B's overlap check runs while A's write is outstanding.
+    let slow = RetryToml {
+        attempts_max: 6,
+        initial_delay_ms: 3000,
+        delay_ms_max: 3000,
+        auth_wait_ms: 300,
+    };
+    let rig = Rig::start(slow).await;
+    rig.control.arm(
+        Fault::new(FaultKind::ApplyThenDrop, 1)
+            .method("POST")
+            .path_prefix(DETAILS),
+    );
+    let a = rig.submit(kari_created()).await;
+    rig.admin
+        .wait_show(&a, WAIT, |s| {
+            s.history.iter().any(|h| h.event == "retry-scheduled")
+        })
+        .await;
+    let b = rig
+        .submit(event(
+            "e-b",
+            "created",
+            "2026-11-20T09:05:00Z",
+            "sal-kari-2",
+            json!({"id": "k", "payroll_employee_id": "101"}),
+            "53000.00",
+            "NOK",
+            "monthly",
+            "2026-01-01",
+        ))
+        .await;
+    let shown_b = rig.wait_terminal(&b).await;
+    let shown_a = rig.wait_terminal(&a).await;
+    assert_eq!(shown_a.workflow.state, State::Sent, "{:?}", shown_a.history);
+    assert_eq!(shown_b.workflow.state, State::Sent, "{:?}", shown_b.history);
+    let waited = retries(&shown_b);
+    assert!(!waited.is_empty(), "B never waited: {:?}", events(&shown_b));
+    let f = waited[0]
+        .failure
+        .as_ref()
+        .unwrap_or_else(|| panic!("{:?}", waited[0]));
+    assert_eq!(f.code, FailureCode::SiblingWriteInFlight);
+    assert!(f.message.contains(&a), "the message names A: {}", f.message);
+    // One row, written by A and then updated in place by B.
+    assert_eq!(rig.control.write_count(), 2);
+    assert_one_row(&rig.control, Decimal::from(636_000));
+    rig.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_applied_then_dropped_is_adopted_not_written_twice() {
     let rig = Rig::start(FAST).await;

@@ -854,6 +854,7 @@ impl Connector for TripletexConnector {
         Ok(match found {
             Some(conflict) => OverlapCheck::ConflictDescribed {
                 record_id: conflict.id.clone(),
+                date: conflict.date,
                 description: rows
                     .iter()
                     .find(|r| r.id.to_string() == conflict.id)
