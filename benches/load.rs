@@ -371,6 +371,7 @@ async fn one_run(n: usize, workers: usize, pool: usize, payroll: Payroll) -> Res
     let settings = DaemonSettings {
         store: store_dir.path().join("store"),
         admin_listen: "127.0.0.1:0".parse()?,
+        health_listen: None,
         engine: EngineSettings {
             per_integration: Default::default(),
             workers,

@@ -24,6 +24,11 @@ pub struct Config {
     /// about at every start).
     #[serde(default)]
     pub admin_listen_non_loopback: bool,
+    /// A listener of its own for `/healthz`, `/readyz` and `/metrics` only (no token: they
+    /// carry no secret, amount or salary id), e.g. `0.0.0.0:9464` for a Kubernetes probe or
+    /// a Prometheus scraper. Unset: the probes are on the admin listener alone.
+    #[serde(default)]
+    pub health_listen: Option<SocketAddr>,
     #[serde(default = "default_workers")]
     pub workers: usize,
     #[serde(default = "default_grace_ms")]

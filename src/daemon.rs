@@ -36,6 +36,8 @@ pub enum Error {
 pub struct DaemonSettings {
     pub store: PathBuf,
     pub admin_listen: SocketAddr,
+    /// The probes' own listener (`health_listen`), when configured.
+    pub health_listen: Option<SocketAddr>,
     pub engine: EngineSettings,
     pub webhook: Option<WebhookSettings>,
     /// Prune terminal instances older than this, every `retention_sweep_every`.
@@ -117,6 +119,8 @@ pub struct WebhookSettings {
 pub struct RunningDaemon {
     pub admin_addr: SocketAddr,
     pub webhook_addr: Option<SocketAddr>,
+    /// Where the probes' own listener is bound, when configured.
+    pub health_addr: Option<SocketAddr>,
     pub engine: Engine,
     store_path: PathBuf,
     stop: watch::Sender<bool>,
@@ -126,6 +130,7 @@ pub struct RunningDaemon {
     engine_task: JoinHandle<Result<(), storage::Error>>,
     admin_task: JoinHandle<std::io::Result<()>>,
     webhook_task: Option<JoinHandle<std::io::Result<()>>>,
+    health_task: Option<JoinHandle<std::io::Result<()>>>,
     retention_task: Option<JoinHandle<()>>,
 }
 
@@ -203,9 +208,37 @@ pub async fn start(
             (Some(addr), Some(task))
         }
     };
+    let (health_addr, health_task) = match settings.health_listen {
+        None => (None, None),
+        Some(listen) => {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|source| Error::Listen {
+                    addr: listen,
+                    source,
+                })?;
+            let addr = listener.local_addr().map_err(|source| Error::Listen {
+                addr: listen,
+                source,
+            })?;
+            let router = crate::api::probes::router(crate::api::probes::ProbeState {
+                engine: engine.clone(),
+                clock: Arc::clone(&clock),
+            });
+            let task = tokio::spawn(crate::api::listener::serve(
+                listener,
+                router,
+                crate::api::listener::Limits::ADMIN,
+                close_rx.clone(),
+            ));
+            info!(health = %addr, "health and metrics listening");
+            (Some(addr), Some(task))
+        }
+    };
     let discovery = Discovery {
         addr: admin_addr,
         webhook: webhook_addr,
+        health: health_addr,
         pid: std::process::id(),
         token: token.clone(),
     };
@@ -261,6 +294,8 @@ pub async fn start(
         admin_addr,
         webhook_addr,
         webhook_task,
+        health_addr,
+        health_task,
         retention_task,
         engine,
         store_path: settings.store,
@@ -293,6 +328,11 @@ impl RunningDaemon {
             .map_err(|e| Error::Task(e.to_string()))?;
         if let Some(task) = self.retention_task {
             let _ = task.await;
+        }
+        if let Some(task) = self.health_task {
+            if let Err(e) = task.await.map_err(|e| Error::Task(e.to_string()))? {
+                error!(error = %e, "the health listener stopped with an error");
+            }
         }
         if let Some(task) = self.webhook_task {
             if let Err(e) = task.await.map_err(|e| Error::Task(e.to_string()))? {

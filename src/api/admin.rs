@@ -33,6 +33,9 @@ pub struct Discovery {
     /// Where the webhook listens, when configured.
     #[serde(default)]
     pub webhook: Option<SocketAddr>,
+    /// Where the probes' own listener is, when configured (`health_listen`).
+    #[serde(default)]
+    pub health: Option<SocketAddr>,
     pub pid: u32,
     pub token: String,
 }
@@ -84,11 +87,10 @@ pub struct AdminState {
 
 pub fn router(state: AdminState) -> Router {
     // Health and metrics carry no secrets, amounts or salary ids: open, for probes and scrapers.
-    let open = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .with_state(state.clone());
+    let open = super::probes::router(super::probes::ProbeState {
+        engine: state.engine.clone(),
+        clock: Arc::clone(&state.clock),
+    });
     Router::new()
         .route("/admin/v1/health", get(health))
         .route("/admin/v1/events", post(submit))
@@ -107,65 +109,6 @@ pub fn router(state: AdminState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state)
         .merge(open)
-}
-
-fn health_body(state: &AdminState) -> serde_json::Value {
-    let unhealthy: Vec<_> = state
-        .engine
-        .unhealthy()
-        .into_iter()
-        .map(|(id, f)| json!({ "integration": id, "code": f.code, "error": f.message }))
-        .collect();
-    json!({ "ready": state.engine.is_ready(), "unhealthy_integrations": unhealthy })
-}
-
-/// Alive: the process answers. Lists integrations whose credentials are refused.
-async fn healthz(AxState(state): AxState<AdminState>) -> Response {
-    Json(health_body(&state)).into_response()
-}
-
-/// Ready after startup recovery; 503 before.
-async fn readyz(AxState(state): AxState<AdminState>) -> Response {
-    let status = if state.engine.is_ready() {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(health_body(&state))).into_response()
-}
-
-async fn metrics(AxState(state): AxState<AdminState>) -> Response {
-    let store = state.engine.store();
-    let gauges = crate::metrics::Gauges {
-        instances: store
-            .counts_by_integration()
-            .into_iter()
-            .map(|(i, s, n)| (i.to_string(), s.as_str().to_owned(), n))
-            .collect(),
-        oldest_non_terminal_age_s: store
-            .oldest_non_terminal()
-            .ok()
-            .flatten()
-            .map(|at| (state.clock.now() - at).num_milliseconds().max(0) as f64 / 1000.0),
-        held_salaries: store
-            .held_salaries()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(i, n)| (i.to_string(), n))
-            .collect(),
-        unhealthy_integrations: state
-            .engine
-            .unhealthy()
-            .into_iter()
-            .map(|(i, _)| i.to_string())
-            .collect(),
-        ready: state.engine.is_ready(),
-    };
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        crate::metrics::render(&gauges),
-    )
-        .into_response()
 }
 
 async fn require_token(

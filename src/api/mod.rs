@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod listener;
+pub mod probes;
 pub mod proof;
 pub mod service;
 pub mod signature;

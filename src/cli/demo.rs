@@ -203,6 +203,7 @@ pub async fn run() -> Result<()> {
     let settings = DaemonSettings {
         store: store_dir.path().join("store"),
         admin_listen: "127.0.0.1:0".parse()?,
+        health_listen: None,
         engine: EngineSettings {
             workers: 16,
             per_integration: Default::default(),

@@ -32,6 +32,7 @@ pub async fn run(config_path: &Path) -> Result<()> {
     let settings = DaemonSettings {
         store: config.store.clone(),
         admin_listen: config.admin_listen,
+        health_listen: config.health_listen,
         engine: config.engine_settings(),
         webhook,
         retention: config.retention(),
@@ -42,16 +43,18 @@ pub async fn run(config_path: &Path) -> Result<()> {
     let running = daemon::start(settings, connectors, Arc::new(SystemClock))
         .await
         .context("the daemon could not start")?;
-    match running.webhook_addr {
-        Some(addr) => println!(
-            "salary-sync running; webhook on {addr}, admin API on {}",
-            running.admin_addr
-        ),
-        None => println!(
-            "salary-sync running; admin API on {} (no [webhook] configured)",
-            running.admin_addr
-        ),
-    }
+    let webhook = match running.webhook_addr {
+        Some(addr) => format!("webhook on {addr}"),
+        None => "no [webhook] configured".to_owned(),
+    };
+    let health = match running.health_addr {
+        Some(addr) => format!("health and metrics on {addr}"),
+        None => "health and metrics on the admin API".to_owned(),
+    };
+    println!(
+        "salary-sync running; {webhook}; admin API on {}; {health}",
+        running.admin_addr
+    );
     tokio::select! {
         _ = wait_for_stop_signal() => info!("stop signal received; finishing in-flight steps"),
         _ = running.engine_stopped() => tracing::error!(

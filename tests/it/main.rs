@@ -9,6 +9,7 @@ mod faults;
 mod hostile;
 mod lifecycle;
 mod logs;
+mod probes;
 mod rate_limit;
 mod sim_payroll;
 mod simulation;
