@@ -55,14 +55,88 @@ pub async fn run(config_path: &Path) -> Result<()> {
         "salary-sync running; {webhook}; admin API on {}; {health}",
         running.admin_addr
     );
-    tokio::select! {
-        _ = wait_for_stop_signal() => info!("stop signal received; finishing in-flight steps"),
-        _ = running.engine_stopped() => tracing::error!(
-            "the engine stopped after a storage failure; the daemon stops and exits non-zero so a supervisor restarts it"
-        ),
+    let stop = wait_for_stop_signal();
+    tokio::pin!(stop);
+    let mut hangups = Hangups::listen();
+    loop {
+        tokio::select! {
+            _ = &mut stop => {
+                info!("stop signal received; finishing in-flight steps");
+                break;
+            }
+            _ = running.engine_stopped() => {
+                tracing::error!(
+                    "the engine stopped after a storage failure; the daemon stops and exits non-zero so a supervisor restarts it"
+                );
+                break;
+            }
+            _ = hangups.next() => reload_credentials(config_path, &running.engine),
+        }
     }
     running.stop().await?;
     Ok(())
+}
+
+/// SIGHUP: read the configuration's credentials again (a rotated token file) and put
+/// connectors built from them in place of the running ones. Anything else in the file that
+/// changed needs a restart; a credential that cannot be read keeps the running ones.
+fn reload_credentials(config_path: &Path, engine: &crate::engine::Engine) {
+    let fresh =
+        Config::load(config_path).and_then(|config| crate::daemon::connectors_from_config(&config));
+    match fresh {
+        Ok(fresh) => {
+            let (replaced, refused) = engine.replace_connectors(fresh);
+            let names = |ids: &[crate::domain::IntegrationId]| {
+                ids.iter()
+                    .map(|i| i.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            info!(
+                replaced = %names(&replaced),
+                "SIGHUP: credentials re-read; the next step of each instance uses them"
+            );
+            if !refused.is_empty() {
+                tracing::warn!(
+                    integrations = %names(&refused),
+                    "SIGHUP: integrations the daemon did not start with are not added; restart to add them"
+                );
+            }
+        }
+        Err(e) => tracing::error!(
+            error = %e,
+            "SIGHUP: the credentials could not be re-read; the running ones are kept"
+        ),
+    }
+}
+
+/// SIGHUP as a stream; never yields where there is no such signal.
+struct Hangups {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangups {
+    fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            let signal =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+            Self { signal }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some(signal) = self.signal.as_mut() {
+            if signal.recv().await.is_some() {
+                return;
+            }
+        }
+        std::future::pending::<()>().await
+    }
 }
 
 #[cfg(unix)]

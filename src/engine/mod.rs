@@ -63,7 +63,9 @@ impl Default for EngineSettings {
 /// What the engine shares with its workers.
 pub(crate) struct Shared {
     pub store: Arc<Store>,
-    pub connectors: HashMap<IntegrationId, Arc<dyn Connector>>,
+    /// Replaced as a whole per integration when credentials are re-read (SIGHUP); a step
+    /// takes its own clone, so a step in flight finishes on the connector it started with.
+    connectors: std::sync::RwLock<HashMap<IntegrationId, Arc<dyn Connector>>>,
     pub retry: RetrySettings,
     pub clock: Arc<dyn Clock>,
     stop: watch::Receiver<bool>,
@@ -78,6 +80,14 @@ pub(crate) struct Shared {
 impl Shared {
     pub fn stopping(&self) -> bool {
         *self.stop.borrow()
+    }
+
+    /// The integration's connector, when the daemon is configured for it.
+    pub fn connector(&self, integration: &IntegrationId) -> Option<Arc<dyn Connector>> {
+        self.connectors
+            .read()
+            .ok()
+            .and_then(|map| map.get(integration).cloned())
     }
 
     pub fn mark_unhealthy(&self, integration: &IntegrationId, failure: &Failure) {
@@ -115,7 +125,7 @@ impl Engine {
     ) -> Self {
         let shared = Shared {
             store,
-            connectors,
+            connectors: std::sync::RwLock::new(connectors),
             retry: settings.retry.clone(),
             clock,
             stop,
@@ -128,6 +138,32 @@ impl Engine {
             wake: Arc::new(Notify::new()),
             settings,
         }
+    }
+
+    /// Puts `fresh` connectors (built from re-read credentials) in place of the running ones
+    /// with the same integration id; the next step of each instance uses them. An id the
+    /// daemon did not start with is not added (that needs a restart): the ids replaced and
+    /// the ids refused are returned.
+    pub fn replace_connectors(
+        &self,
+        fresh: HashMap<IntegrationId, Arc<dyn Connector>>,
+    ) -> (Vec<IntegrationId>, Vec<IntegrationId>) {
+        let (mut replaced, mut refused) = (Vec::new(), Vec::new());
+        if let Ok(mut map) = self.shared.connectors.write() {
+            for (id, connector) in fresh {
+                match map.get_mut(&id) {
+                    Some(slot) => {
+                        *slot = connector;
+                        replaced.push(id);
+                    }
+                    None => refused.push(id),
+                }
+            }
+        }
+        replaced.sort();
+        refused.sort();
+        self.notify();
+        (replaced, refused)
     }
 
     /// Tells the scheduler to look at the store now (new instances, operator retry).
@@ -359,8 +395,7 @@ impl Engine {
         permits: &HashMap<IntegrationId, Arc<Semaphore>>,
     ) -> bool {
         self.shared
-            .connectors
-            .get(integration)
+            .connector(integration)
             .is_some_and(|c| c.paced())
             || permits
                 .get(integration)

@@ -24,8 +24,7 @@ pub(super) async fn drive(shared: &Shared, mut wf: Workflow) -> Result<Workflow,
         // The integration's rate budget is spent: give the worker up; the instance stays due
         // and the scheduler starts it again after the reset.
         if shared
-            .connectors
-            .get(&wf.change.integration_id)
+            .connector(&wf.change.integration_id)
             .is_some_and(|c| c.paced())
         {
             return Ok(wf);
@@ -61,7 +60,7 @@ pub(super) async fn step_once(
 
 async fn one_step(shared: &Shared, wf: &Workflow) -> Result<Workflow, storage::Error> {
     let integration = &wf.change.integration_id;
-    let Some(connector) = shared.connectors.get(integration).cloned() else {
+    let Some(connector) = shared.connector(integration) else {
         let f = Failure::new(
             FailureCode::IntegrationMissing,
             crate::domain::FailureClass::Auth,

@@ -11,6 +11,7 @@ mod lifecycle;
 mod logs;
 mod probes;
 mod rate_limit;
+mod reload;
 mod sim_payroll;
 mod simulation;
 mod storage_faults;
