@@ -15,6 +15,9 @@
 //! - `hostile`: the properties hostile input must keep, shared by the fuzz targets (`fuzz/`)
 //!   and the proptests of `tests/it/hostile.rs`.
 
+/// The git commit this binary was built from (`unknown` outside a git checkout).
+pub const BUILD_COMMIT: &str = env!("SALARY_SYNC_BUILD_COMMIT");
+
 pub mod api;
 pub mod cli;
 pub mod clock;

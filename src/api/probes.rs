@@ -56,6 +56,12 @@ async fn readyz(AxState(state): AxState<ProbeState>) -> Response {
 async fn metrics(AxState(state): AxState<ProbeState>) -> Response {
     let store = state.engine.store();
     let gauges = crate::metrics::Gauges {
+        integrations: state
+            .engine
+            .integrations()
+            .iter()
+            .map(|i| i.to_string())
+            .collect(),
         instances: store
             .counts_by_integration()
             .into_iter()
@@ -81,7 +87,7 @@ async fn metrics(AxState(state): AxState<ProbeState>) -> Response {
         ready: state.engine.is_ready(),
     };
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         crate::metrics::render(&gauges),
     )
         .into_response()

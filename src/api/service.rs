@@ -112,6 +112,9 @@ pub async fn submit(
             item.error = error;
         }
     }
+    for item in &items {
+        crate::metrics::event_ingested(&item.outcome);
+    }
     Ok(items)
 }
 

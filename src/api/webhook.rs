@@ -59,7 +59,14 @@ pub fn router(state: WebhookState) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::map_response(counted))
         .with_state(state)
+}
+
+/// Counts every answer by status (`salary_sync_webhook_requests_total`).
+async fn counted(response: Response) -> Response {
+    crate::metrics::webhook_request(response.status().as_u16());
+    response
 }
 
 async fn no_route(uri: axum::http::Uri) -> Response {

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(
     name = "salary-sync",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("SALARY_SYNC_BUILD_COMMIT"), ")"),
     about = "Carries salary changes from the HR system into payroll, durably."
 )]
 pub struct Cli {

@@ -166,6 +166,18 @@ impl Engine {
         (replaced, refused)
     }
 
+    /// The integrations the daemon runs, sorted.
+    pub fn integrations(&self) -> Vec<IntegrationId> {
+        let mut ids: Vec<IntegrationId> = self
+            .shared
+            .connectors
+            .read()
+            .map(|map| map.keys().cloned().collect())
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
+
     /// Tells the scheduler to look at the store now (new instances, operator retry).
     pub fn notify(&self) {
         self.wake.notify_one();

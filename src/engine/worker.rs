@@ -367,15 +367,23 @@ async fn commit_two(
     log_transition(&second);
     apply_effects(shared, &second);
     let last = second.workflow.clone();
-    let labels = [&first, &second].map(|t| (t.workflow.state, t.entry.event.clone()));
+    let labels = [&first, &second].map(|t| {
+        let code = t.entry.failure.as_ref().map(|f| f.code.as_str());
+        (t.workflow.state, t.entry.event.clone(), code)
+    });
     let waited = std::time::Instant::now();
     let results = shared.store.commit_many(vec![first, second]).await?;
     crate::metrics::transition_commit(waited.elapsed().as_secs_f64());
     for result in results {
         result?;
     }
-    for (state, event) in labels {
-        crate::metrics::transition(wf.change.integration_id.as_str(), state.as_str(), &event);
+    for (state, event, code) in labels {
+        crate::metrics::transition(
+            wf.change.integration_id.as_str(),
+            state.as_str(),
+            &event,
+            code,
+        );
     }
     Ok(last)
 }
@@ -385,6 +393,7 @@ fn counted(t: &Transition) {
         t.workflow.change.integration_id.as_str(),
         t.workflow.state.as_str(),
         &t.entry.event,
+        t.entry.failure.as_ref().map(|f| f.code.as_str()),
     );
 }
 

@@ -268,3 +268,27 @@ async fn bulk_retry_by_failure_code_keeps_the_reason_in_each_history() {
     assert_eq!(daemon.terminate(), Some(0));
     sim.shutdown().await;
 }
+
+/// Issue 14 point 5: `--version` names the git commit the binary was built from (the same
+/// one `salary_sync_build_info` carries).
+#[test]
+fn version_names_the_commit_it_was_built_from() {
+    let out = std::process::Command::new(bin())
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".to_owned());
+    assert_eq!(
+        text.trim(),
+        format!("salary-sync {} (commit {head})", env!("CARGO_PKG_VERSION"))
+    );
+}

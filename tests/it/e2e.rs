@@ -228,8 +228,11 @@ async fn every_terminal_state_is_reached_with_a_readable_reason() {
         "salary_sync_instances{integration=\"acme-tripletex\",state=\"pending\"} 0",
         "salary_sync_retries_total{integration=\"acme-tripletex\"} 2",
         "salary_sync_payroll_http_answers_total{status=\"503\",system=\"tripletex\"} 2",
-        "salary_sync_oldest_non_terminal_age_seconds 0",
+        "salary_sync_oldest_non_terminal_age_seconds 0.0",
         "salary_sync_ready 1",
+        "salary_sync_integration_unhealthy{integration=\"acme-tripletex\"} 0",
+        "salary_sync_failures_total{code=\"overlap\",integration=\"acme-tripletex\"} 1",
+        "# EOF",
     ] {
         assert!(
             metrics.lines().any(|l| l == line),
