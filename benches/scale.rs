@@ -411,13 +411,14 @@ impl Daemon {
             .spawn()
             .context("cannot start salary-sync run")?;
         let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
-        // "salary-sync running; admin API on 127.0.0.1:PORT (...)"
+        // "salary-sync running; webhook on ...; admin API on 127.0.0.1:PORT; health and metrics ..."
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line)?;
         let addr = line
             .split("admin API on ")
             .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|rest| rest.split(|c: char| c == ';' || c.is_whitespace()).next())
+            .filter(|addr| !addr.is_empty())
             .ok_or_else(|| anyhow!("the daemon did not say where it listens: {line:?}"))?
             .to_owned();
         let mut daemon = Self {
